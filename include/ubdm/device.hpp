@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+// A mapped device: a name, a live and an inactive table slot, suspend state,
+// an event counter, and one DispatchQueue per hardware queue.
+//
+// All methods except the DeviceContext ones are control-plane calls: one
+// control thread at a time (serialised by the caller), and they may throw
+// ubdm::Error. Queue threads learn of changes through a generation counter.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ubdm/clock.hpp"
+#include "ubdm/dispatch_queue.hpp"
+#include "ubdm/table.hpp"
+#include "ubdm/target.hpp"
+
+namespace ubdm {
+
+struct DeviceConfig {
+  unsigned nr_queues = 1;
+  unsigned queue_depth = 128;
+  unsigned clones_per_tag = 4;  // pieces of one request that may be in flight at once
+};
+
+enum class DeviceState : std::uint8_t {
+  kSuspended,  // no I/O dispatched (also the state before the first resume)
+  kSuspending,
+  kActive,
+};
+
+enum SuspendFlag : unsigned {
+  kSuspendNoflush = 1U << 0,
+};
+
+struct DeviceInfo {
+  std::string name;
+  DeviceState state = DeviceState::kSuspended;
+  bool live_table = false;
+  bool inactive_table = false;
+  std::uint64_t event_nr = 0;
+  std::size_t target_count = 0;
+  sector_t size_sectors = 0;
+};
+
+class MappedDevice final : public DeviceContext {
+ public:
+  MappedDevice(std::string name, DeviceConfig config, DeviceOpener& opener,
+               const Clock& clock = system_clock());
+  ~MappedDevice() override;
+  MappedDevice(const MappedDevice&) = delete;
+  MappedDevice& operator=(const MappedDevice&) = delete;
+
+  // --- tables ---
+  // Build a table and put it in the inactive slot, replacing any previous
+  // inactive table. On error nothing changes (the live table is untouched).
+  void load(const std::vector<TableLine>& lines);
+  void load_text(std::string_view text) { load(parse_table_text(text)); }
+  // Drop the inactive table. Not an error if there is none.
+  void clear_inactive();
+
+  // --- suspend / resume ---
+  // Blocking suspend for threaded use: begin, wait for every queue to drain,
+  // then finish. On timeout the suspend is interrupted (see interrupt_suspend)
+  // and Error(ETIMEDOUT) is thrown.
+  void suspend(unsigned flags, std::chrono::milliseconds timeout);
+
+  // Non-blocking steps of the same, for callers that drive the queues
+  // themselves (tests, the single-threaded test frontend).
+  // begin_suspend: set the noflush flag (before presuspend, as dm does),
+  // run presuspend, and tell the queues to drain. Throws EBUSY if not active.
+  void begin_suspend(unsigned flags);
+  bool suspend_drained() const;
+  // postsuspend; the device becomes SUSPENDED.
+  void finish_suspend();
+  // Undo an unfinished suspend: presuspend_undo, dispatch restarts, pushed
+  // back I/O is reissued, and clones still in flight that later ask to be
+  // requeued are failed with EIO ("noflush suspend was interrupted").
+  void interrupt_suspend();
+
+  // Swap in the inactive table if one is loaded (suspending first, with a
+  // flush suspend, if the device is active), run preresume and resume on the
+  // live targets, and reissue deferred and pushed-back I/O. Throws EINVAL if
+  // there is nothing to do (active, no inactive table), and the errno of a
+  // failing preresume (the device then stays suspended with its old table).
+  void resume(std::chrono::milliseconds suspend_timeout = std::chrono::seconds(30));
+
+  // --- messages, status, events ---
+  // Send a message to the target at `sector`.
+  std::string message(sector_t sector, const std::vector<std::string>& args);
+  std::vector<std::string> status_lines(StatusType type, bool inactive = false) const;
+  DeviceInfo info() const;
+  std::uint64_t event_nr() const { return event_nr_.load(std::memory_order_acquire); }
+  // Wait until event_nr() != `seen` or the timeout passes; returns event_nr().
+  std::uint64_t wait_event(std::uint64_t seen, std::chrono::milliseconds timeout) const;
+
+  TablePtr live_table() const;
+  TablePtr inactive_table() const;
+  sector_t size_sectors() const;
+
+  DispatchQueue& queue(unsigned i) { return *queues_.at(i); }
+  unsigned nr_queues() const { return static_cast<unsigned>(queues_.size()); }
+  const DeviceConfig& config() const { return config_; }
+  const Clock& clock() const { return clock_; }
+
+  // --- DeviceContext (any thread) ---
+  const std::string& device_name() const override { return name_; }
+  bool noflush_suspending() const override { return noflush_suspending_.load(std::memory_order_acquire); }
+  bool suspending() const override { return suspending_.load(std::memory_order_acquire); }
+  void trigger_event() override;
+
+ private:
+  friend class DispatchQueue;
+
+  // What a queue reads when the generation moves. Guarded by gate_mutex_.
+  struct Gate {
+    DispatchQueue::Mode mode = DispatchQueue::Mode::kSuspended;
+    TablePtr table;
+    std::uint64_t table_gen = 0;
+  };
+
+  Gate read_gate(std::uint64_t& generation) const;
+  void publish(DispatchQueue::Mode mode, bool new_table);
+  void queue_drained();
+  void wake_queues();
+  void swap_tables();
+
+  const std::string name_;
+  const DeviceConfig config_;
+  DeviceOpener& opener_;
+  const Clock& clock_;
+  std::vector<std::unique_ptr<DispatchQueue>> queues_;
+
+  TablePtr inactive_;
+  DeviceState state_ = DeviceState::kSuspended;
+  unsigned suspend_flags_ = 0;
+
+  mutable std::mutex gate_mutex_;
+  Gate gate_;
+  std::atomic<std::uint64_t> generation_{1};
+  std::uint64_t table_gen_counter_ = 0;
+
+  std::atomic<bool> noflush_suspending_{false};
+  std::atomic<bool> suspending_{true};
+
+  mutable std::mutex drain_mutex_;
+  mutable std::condition_variable drain_cv_;
+
+  std::atomic<std::uint64_t> event_nr_{0};
+  mutable std::mutex event_mutex_;
+  mutable std::condition_variable event_cv_;
+};
+
+}  // namespace ubdm

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+// The I/O backend seam (after Seastar's reactor_backend): an underlying-device
+// I/O is a value (IoRequest) submitted through IoBackend, and its completion
+// comes back through the IoCompletion stored in it. Two implementations:
+// UringBackend (src/io/uring_backend) and FakeBackend (src/io/fake_backend).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ubdm/types.hpp"
+
+namespace ubdm {
+
+// An underlying device (block device or regular file) opened for a table.
+// Shared by every table that names it; closed when the last table lets go.
+// Immutable after open, so any thread may read it.
+class BlockDevice {
+ public:
+  virtual ~BlockDevice() = default;
+
+  // Small dense number, unique among open devices; also the io_uring
+  // fixed-file slot, so the hot path needs no lookup.
+  std::uint32_t id() const { return id_; }
+  const std::string& path() const { return path_; }
+  int fd() const { return fd_; }
+  bool is_block_device() const { return rdev_ != 0; }
+  dev_t rdev() const { return rdev_; }
+  sector_t size_sectors() const { return size_sectors_; }
+  std::uint32_t logical_block_size() const { return logical_bs_; }
+  std::uint32_t physical_block_size() const { return physical_bs_; }
+  bool volatile_write_cache() const { return volatile_cache_; }
+
+  // How status/table lines name the device: "major:minor" for block devices,
+  // as the kernel prints them, and the path for regular files.
+  std::string display_name() const;
+
+ protected:
+  BlockDevice() = default;
+  std::uint32_t id_ = 0;
+  std::string path_;
+  int fd_ = -1;
+  dev_t rdev_ = 0;
+  sector_t size_sectors_ = 0;
+  std::uint32_t logical_bs_ = 512;
+  std::uint32_t physical_bs_ = 512;
+  bool volatile_cache_ = false;
+};
+
+using BlockDevicePtr = std::shared_ptr<const BlockDevice>;
+
+// Opens underlying devices for target constructors. Control plane: throws
+// ubdm::Error with a message that names the path and the reason.
+class DeviceOpener {
+ public:
+  virtual ~DeviceOpener() = default;
+  // `path` is a path or "major:minor". Opens read-write with O_DIRECT.
+  virtual BlockDevicePtr open(std::string_view path) = 0;
+};
+
+// Real devices: O_RDWR|O_DIRECT|O_CLOEXEC, geometry from the block ioctls.
+std::unique_ptr<DeviceOpener> make_system_device_opener();
+
+// Anything that completes on an io_uring (or on the fake). Stored as the
+// CQE's user_data, so the ring needs no lookup table (Seastar's kernel_completion).
+class IoCompletion {
+ public:
+  // `res` is the CQE result: >= 0 on success, negative errno on failure.
+  virtual void io_complete(int res) = 0;
+
+ protected:
+  ~IoCompletion() = default;
+};
+
+// One I/O to one underlying device. It lives inside a clone (preallocated
+// per tag) and must stay put until io_complete() is called.
+struct IoRequest {
+  Op op = Op::kRead;
+  std::uint32_t flags = 0;        // ReqFlag bits; kReqFua makes a write durable
+  const BlockDevice* dev = nullptr;
+  std::uint64_t offset = 0;       // bytes on dev
+  std::byte* buf = nullptr;       // READ/WRITE data
+  std::uint32_t len = 0;          // bytes (0 for FLUSH)
+  int buf_index = -1;             // registered buffer containing buf, or -1
+  IoCompletion* completion = nullptr;
+
+  // Backend-private progress, for continuing short transfers and fallbacks.
+  std::uint32_t done = 0;
+  std::uint8_t attempt = 0;
+};
+
+// Contract: every method is called from the one thread that owns the backend
+// (the queue thread). submit() never completes synchronously: completions are
+// delivered from poll(), so callers may submit while iterating their lists.
+// A completion reports the whole request: the backend continues short reads
+// and writes itself and reports the full length or an error.
+class IoBackend {
+ public:
+  virtual ~IoBackend() = default;
+
+  // Make `dev` addressable by submit(). Called when a queue adopts a table.
+  virtual int attach(const BlockDevice& dev) = 0;
+  // The device will not be used again by this queue.
+  virtual void detach(const BlockDevice& dev) = 0;
+
+  // Queue one I/O. Submission to the kernel is batched until flush() or poll().
+  virtual void submit(IoRequest& req) = 0;
+
+  // Hand queued submissions to the kernel. Returns 0 or a negative errno.
+  virtual int flush() = 0;
+
+  // Deliver available completions. With wait_usec > 0, block up to that long
+  // for at least one. Returns the number delivered or a negative errno.
+  virtual int poll(unsigned wait_usec) = 0;
+
+  // I/Os submitted and not yet completed.
+  virtual unsigned in_flight() const = 0;
+};
+
+}  // namespace ubdm

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+// MappedDevice: table slots, suspend/resume, events.
+//
+// Suspend follows dm's __dm_suspend for request-based devices:
+//   1. set NOFLUSH_SUSPENDING (noflush only) -- before presuspend, so targets
+//      see it there
+//   2. presuspend every target
+//   3. block dispatch: queues stop taking new originals; a noflush suspend
+//      also stops dispatching queued ones and parks requeues (pushback)
+//   4. wait until every queue has no clone in flight (a flush suspend also
+//      waits for what was queued before the suspend point)
+//   5. SUSPENDED, clear NOFLUSH_SUSPENDING, postsuspend
+// Resume: swap the inactive table in, preresume + resume, then let the
+// queues reissue pushed-back and deferred I/O.
+#include "ubdm/device.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "ubdm/error.hpp"
+
+namespace ubdm {
+namespace {
+
+constexpr unsigned kMaxQueues = 64;
+constexpr unsigned kMaxDepth = 4096;  // UBLK_MAX_QUEUE_DEPTH
+constexpr unsigned kMaxClonesPerTag = 64;
+
+template <typename Fn>
+void for_each_target(const TablePtr& table, Fn&& fn) {
+  if (!table) {
+    return;
+  }
+  for (std::size_t i = 0; i < table->target_count(); ++i) {
+    fn(table->target(i));
+  }
+}
+
+}  // namespace
+
+MappedDevice::MappedDevice(std::string name, DeviceConfig config, DeviceOpener& opener, const Clock& clock)
+    : name_(std::move(name)), config_(config), opener_(opener), clock_(clock) {
+  if (config_.nr_queues == 0 || config_.nr_queues > kMaxQueues) {
+    fail_invalid("queue count {} out of range: must be between 1 and {}", config_.nr_queues, kMaxQueues);
+  }
+  if (config_.queue_depth == 0 || config_.queue_depth > kMaxDepth) {
+    fail_invalid("queue depth {} out of range: must be between 1 and {}", config_.queue_depth, kMaxDepth);
+  }
+  if (config_.clones_per_tag == 0 || config_.clones_per_tag > kMaxClonesPerTag) {
+    fail_invalid("clones per tag {} out of range: must be between 1 and {}", config_.clones_per_tag,
+                 kMaxClonesPerTag);
+  }
+  queues_.reserve(config_.nr_queues);
+  for (unsigned i = 0; i < config_.nr_queues; ++i) {
+    queues_.push_back(std::make_unique<DispatchQueue>(*this, i, config_.queue_depth, config_.clones_per_tag));
+  }
+}
+
+MappedDevice::~MappedDevice() = default;
+
+// ---------------------------------------------------------------------------
+// Tables
+
+void MappedDevice::load(const std::vector<TableLine>& lines) {
+  // Build completely before touching the slot: a failure leaves both slots as they were.
+  std::shared_ptr<const Table> table = Table::build(lines, opener_, *this, clock_);
+  inactive_ = std::move(table);
+}
+
+void MappedDevice::clear_inactive() { inactive_.reset(); }
+
+TablePtr MappedDevice::live_table() const {
+  std::lock_guard lock(gate_mutex_);
+  return gate_.table;
+}
+
+TablePtr MappedDevice::inactive_table() const { return inactive_; }
+
+sector_t MappedDevice::size_sectors() const {
+  const TablePtr t = live_table();
+  return t ? t->size() : 0;
+}
+
+// ---------------------------------------------------------------------------
+// Gate: the state queues read when the generation moves.
+
+MappedDevice::Gate MappedDevice::read_gate(std::uint64_t& generation) const {
+  std::lock_guard lock(gate_mutex_);
+  generation = generation_.load(std::memory_order_relaxed);
+  return gate_;
+}
+
+void MappedDevice::publish(DispatchQueue::Mode mode, bool new_table) {
+  {
+    std::lock_guard lock(gate_mutex_);
+    gate_.mode = mode;
+    if (new_table) {
+      gate_.table = inactive_;
+      gate_.table_gen = ++table_gen_counter_;
+    }
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  wake_queues();
+}
+
+void MappedDevice::wake_queues() {
+  std::vector<std::function<void()>> wakers;
+  {
+    std::lock_guard lock(gate_mutex_);
+    for (const auto& q : queues_) {
+      if (q->waker_) {
+        wakers.push_back(q->waker_);
+      }
+    }
+  }
+  for (auto& w : wakers) {
+    w();
+  }
+}
+
+void MappedDevice::queue_drained() {
+  { std::lock_guard lock(drain_mutex_); }
+  drain_cv_.notify_all();
+}
+
+bool MappedDevice::suspend_drained() const {
+  const std::uint64_t gen = generation_.load(std::memory_order_acquire);
+  std::lock_guard lock(gate_mutex_);
+  for (const auto& q : queues_) {
+    // An unbound queue has no thread and therefore no I/O.
+    if (q->backend_ != nullptr && q->drained_generation_.load(std::memory_order_acquire) != gen) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Suspend
+
+void MappedDevice::begin_suspend(unsigned flags) {
+  if (state_ == DeviceState::kSuspended) {
+    fail(EBUSY, "device is already suspended");
+  }
+  if (state_ == DeviceState::kSuspending) {
+    fail(EBUSY, "a suspend is already in progress");
+  }
+  const bool noflush = (flags & kSuspendNoflush) != 0;
+  suspend_flags_ = flags;
+  suspending_.store(true, std::memory_order_release);
+  if (noflush) {
+    noflush_suspending_.store(true, std::memory_order_release);
+  }
+  const TablePtr live = live_table();
+  for_each_target(live, [](Target& t) { t.presuspend(); });
+  state_ = DeviceState::kSuspending;
+  publish(noflush ? DispatchQueue::Mode::kNoflushDraining : DispatchQueue::Mode::kFlushDraining, false);
+}
+
+void MappedDevice::finish_suspend() {
+  if (state_ != DeviceState::kSuspending) {
+    fail(EINVAL, "no suspend in progress");
+  }
+  if (!suspend_drained()) {
+    fail(EBUSY, "I/O is still in flight");
+  }
+  state_ = DeviceState::kSuspended;
+  noflush_suspending_.store(false, std::memory_order_release);
+  const TablePtr live = live_table();
+  for_each_target(live, [](Target& t) { t.postsuspend(); });
+  publish(DispatchQueue::Mode::kSuspended, false);
+}
+
+void MappedDevice::interrupt_suspend() {
+  if (state_ != DeviceState::kSuspending) {
+    fail(EINVAL, "no suspend in progress");
+  }
+  noflush_suspending_.store(false, std::memory_order_release);
+  const TablePtr live = live_table();
+  for_each_target(live, [](Target& t) { t.presuspend_undo(); });
+  suspending_.store(false, std::memory_order_release);
+  state_ = DeviceState::kActive;
+  publish(DispatchQueue::Mode::kRunning, false);
+}
+
+void MappedDevice::suspend(unsigned flags, std::chrono::milliseconds timeout) {
+  begin_suspend(flags);
+  bool drained = false;
+  {
+    std::unique_lock lock(drain_mutex_);
+    drained = drain_cv_.wait_for(lock, timeout, [this] { return suspend_drained(); });
+  }
+  if (!drained) {
+    interrupt_suspend();
+    fail(ETIMEDOUT, "suspend timed out after {} ms waiting for in-flight I/O; the device stays active",
+         timeout.count());
+  }
+  finish_suspend();
+}
+
+// ---------------------------------------------------------------------------
+// Resume
+
+void MappedDevice::resume(std::chrono::milliseconds suspend_timeout) {
+  if (state_ == DeviceState::kSuspending) {
+    fail(EBUSY, "a suspend is in progress");
+  }
+  const TablePtr live = live_table();
+  if (!inactive_) {
+    if (!live) {
+      fail(EINVAL, "device has no table: load one first");
+    }
+    if (state_ == DeviceState::kActive) {
+      fail(EINVAL, "device is not suspended and no inactive table is loaded");
+    }
+  } else if (state_ == DeviceState::kActive) {
+    // As dm: a resume with a new table suspends (with flush) before the swap.
+    suspend(0, suspend_timeout);
+  }
+
+  const TablePtr next = inactive_ ? inactive_ : live;
+  for (std::size_t i = 0; i < next->target_count(); ++i) {
+    Target& t = next->target(i);
+    const int rc = t.preresume();
+    if (rc < 0) {
+      // The device stays suspended; the inactive table (if any) stays loaded.
+      fail(-rc, "target {} ({}) refused to resume: {}", i, t.type_name(), errno_string(rc));
+    }
+  }
+  const bool swap = static_cast<bool>(inactive_);
+  for_each_target(next, [](Target& t) { t.resume(); });
+  suspending_.store(false, std::memory_order_release);
+  state_ = DeviceState::kActive;
+  publish(DispatchQueue::Mode::kRunning, swap);
+  if (swap) {
+    inactive_.reset();
+    trigger_event();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Messages, status, events
+
+std::string MappedDevice::message(sector_t sector, const std::vector<std::string>& args) {
+  const TablePtr live = live_table();
+  if (!live) {
+    fail(ENXIO, "device has no live table");
+  }
+  if (args.empty()) {
+    fail_invalid("empty message");
+  }
+  Target* t = live->find(sector);
+  if (t == nullptr) {
+    fail_invalid("sector {} is beyond the end of the device ({} sectors)", sector, live->size());
+  }
+  return t->message(args);
+}
+
+std::vector<std::string> MappedDevice::status_lines(StatusType type, bool inactive) const {
+  const TablePtr t = inactive ? inactive_ : live_table();
+  return t ? t->status_lines(type) : std::vector<std::string>{};
+}
+
+DeviceInfo MappedDevice::info() const {
+  DeviceInfo i;
+  const TablePtr live = live_table();
+  i.name = name_;
+  i.state = state_;
+  i.live_table = static_cast<bool>(live);
+  i.inactive_table = static_cast<bool>(inactive_);
+  i.event_nr = event_nr();
+  i.target_count = live ? live->target_count() : 0;
+  i.size_sectors = live ? live->size() : 0;
+  return i;
+}
+
+void MappedDevice::trigger_event() {
+  {
+    std::lock_guard lock(event_mutex_);
+    event_nr_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  event_cv_.notify_all();
+}
+
+std::uint64_t MappedDevice::wait_event(std::uint64_t seen, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(event_mutex_);
+  event_cv_.wait_for(lock, timeout, [&] { return event_nr_.load(std::memory_order_acquire) != seen; });
+  return event_nr_.load(std::memory_order_acquire);
+}
+
+}  // namespace ubdm

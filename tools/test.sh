@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one test command: install what is missing, build, and run every test
+# stage. Exits non-zero if any stage fails.
+#
+#   stage 1  release build: unit tests, allocation test, host integration tests
+#   stage 2  ASan+UBSan build: the same tests
+#   stage 3  microbenchmark (prints figures; asserts nothing about speed)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=${UBDM_JOBS:-$(nproc)}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+tools/install-deps.sh
+
+step "release build"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/release -j "$jobs"
+
+step "release tests (unit, allocation, integration)"
+ctest --test-dir build/release --output-on-failure -j "$jobs"
+
+step "sanitizer build (ASan + UBSan)"
+cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DUBDM_SANITIZE=ON >/dev/null
+cmake --build build/sanitize -j "$jobs"
+
+step "sanitizer tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
+
+step "microbenchmark (figures only)"
+build/release/ubdm_microbench --benchmark_min_time=0.1
+
+step "all stages passed"

@@ -46,8 +46,8 @@ class RingHandler {
 class UringBackend final : public IoBackend {
  public:
   struct Options {
-    unsigned entries = 256;       // SQ size; CQ is twice that
-    unsigned max_files = 4096;    // sparse fixed-file table size (device ids must be below it)
+    unsigned entries = 256;     // SQ size; CQ is twice that
+    unsigned max_files = 4096;  // sparse fixed-file table size (device ids must be below it)
   };
 
   // Creates the ring on the calling thread (which becomes its only issuer:
@@ -129,9 +129,10 @@ class UringBackend final : public IoBackend {
   Options opts_;
   unsigned setup_flags_ = 0;
   unsigned in_flight_ = 0;
-  unsigned delivered_ = 0;       // backend completions delivered, ever (wraps)
-  bool continued_ = false;       // a completion queued a continuation SQE
+  unsigned delivered_ = 0;  // backend completions delivered, ever (wraps)
+  bool continued_ = false;  // a completion queued a continuation SQE
   bool buffers_registered_ = false;
+  bool in_run_deferred_ = false;
   std::vector<Slot> slots_;
   std::vector<Deferred> deferred_;
   std::vector<Deferred> deferred_scratch_;

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+// The DeviceOpener for real devices: block devices and regular files, opened
+// O_RDWR|O_DIRECT, with their geometry read from the block ioctls and sysfs.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ubdm/error.hpp"
+#include "ubdm/io.hpp"
+
+namespace ubdm {
+namespace {
+
+// Device ids are io_uring fixed-file slots (UringBackend::Options::max_files),
+// so they must stay small and dense. One allocator for the whole process:
+// ids must be unique among all open devices whichever opener opened them,
+// since a queue's backend may see devices from several tables.
+constexpr std::uint32_t kMaxDeviceIds = 4096;
+
+class IdAllocator {
+ public:
+  std::uint32_t take() {
+    std::lock_guard lock(mutex_);
+    if (!free_.empty()) {
+      const std::uint32_t id = free_.back();
+      free_.pop_back();
+      return id;
+    }
+    if (next_ >= kMaxDeviceIds) {
+      fail(EMFILE, "too many open devices (at most {})", kMaxDeviceIds);
+    }
+    return next_++;
+  }
+
+  void give_back(std::uint32_t id) {
+    std::lock_guard lock(mutex_);
+    free_.push_back(id);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::uint32_t next_ = 0;
+  std::vector<std::uint32_t> free_;
+};
+
+IdAllocator& device_ids() {
+  // Never destroyed: devices may be released during static destruction.
+  static auto* ids = new IdAllocator;
+  return *ids;
+}
+
+// Owns the fd while a device is being built, so every error path closes it.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+// Reads the first line of a small sysfs file; empty if it cannot be read.
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (in) {
+    std::getline(in, line);
+  }
+  return line;
+}
+
+bool parse_u32(std::string_view s, std::uint32_t& out) {
+  if (s.empty()) {
+    return false;
+  }
+  const char* end = s.data() + s.size();
+  auto [p, ec] = std::from_chars(s.data(), end, out);
+  return ec == std::errc() && p == end;
+}
+
+// "major:minor" -> a path to the device node. Returns false if `spec` is not
+// of that form; throws if it is but names no block device.
+bool resolve_dev_number(std::string_view spec, std::string& path, dev_t& rdev) {
+  const auto colon = spec.find(':');
+  if (colon == std::string_view::npos) {
+    return false;
+  }
+  std::uint32_t maj = 0;
+  std::uint32_t min = 0;
+  if (!parse_u32(spec.substr(0, colon), maj) || !parse_u32(spec.substr(colon + 1), min)) {
+    return false;
+  }
+  rdev = makedev(maj, min);
+  const std::string number = fmt::format("{}:{}", maj, min);
+
+  // sysfs names the node the kernel created (/dev/<DEVNAME>); /dev/block/M:m
+  // is udev's symlink, for systems where that is all there is.
+  std::ifstream uevent("/sys/dev/block/" + number + "/uevent");
+  for (std::string line; std::getline(uevent, line);) {
+    if (line.rfind("DEVNAME=", 0) == 0) {
+      std::string candidate = "/dev/" + line.substr(8);
+      struct stat st {};
+      if (::stat(candidate.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == rdev) {
+        path = std::move(candidate);
+        return true;
+      }
+    }
+  }
+  std::string link = "/dev/block/" + number;
+  struct stat st {};
+  if (::stat(link.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == rdev) {
+    path = std::move(link);
+    return true;
+  }
+  fail(ENODEV, "no block device {} (not in /sys/dev/block or /dev/block)", number);
+}
+
+// True if the device has a volatile write cache ("write back"). A partition
+// has no queue directory of its own: its disk's is one level up.
+bool volatile_cache(dev_t rdev) {
+  const std::string base = fmt::format("/sys/dev/block/{}:{}", major(rdev), minor(rdev));
+  std::string mode = read_line(base + "/queue/write_cache");
+  if (mode.empty()) {
+    mode = read_line(base + "/../queue/write_cache");
+  }
+  return mode == "write back";
+}
+
+class SystemDevice final : public BlockDevice {
+ public:
+  SystemDevice(std::string path, int fd, const struct stat& st) {
+    id_ = device_ids().take();  // first: if it throws, nothing is owned yet
+    path_ = std::move(path);
+    fd_ = fd;
+    if (S_ISBLK(st.st_mode)) {
+      rdev_ = st.st_rdev;
+    }
+  }
+
+  ~SystemDevice() override {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    device_ids().give_back(id_);
+  }
+
+  SystemDevice(const SystemDevice&) = delete;
+  SystemDevice& operator=(const SystemDevice&) = delete;
+
+  // Fills the geometry; throws (and the destructor cleans up) on failure.
+  void probe(const struct stat& st) {
+    if (!is_block_device()) {
+      // A file has no geometry of its own: 512-byte sectors, and 4 KiB
+      // physical blocks so that upper layers align to the page size.
+      size_sectors_ = static_cast<sector_t>(st.st_size) >> kSectorShift;
+      logical_bs_ = 512;
+      physical_bs_ = 4096;
+      volatile_cache_ = false;
+      return;
+    }
+    std::uint64_t bytes = 0;
+    if (::ioctl(fd_, BLKGETSIZE64, &bytes) < 0) {
+      const int err = errno;
+      fail(err, "cannot get the size of {}: {}", path_, errno_string(err));
+    }
+    int logical = 0;
+    if (::ioctl(fd_, BLKSSZGET, &logical) < 0 || logical <= 0) {
+      const int err = errno != 0 ? errno : EINVAL;
+      fail(err, "cannot get the logical block size of {}: {}", path_, errno_string(err));
+    }
+    unsigned int physical = 0;
+    if (::ioctl(fd_, BLKPBSZGET, &physical) < 0 || physical == 0) {
+      physical = static_cast<unsigned int>(logical);
+    }
+    size_sectors_ = bytes >> kSectorShift;
+    logical_bs_ = static_cast<std::uint32_t>(logical);
+    physical_bs_ = physical;
+    volatile_cache_ = volatile_cache(rdev_);
+  }
+};
+
+// Identity of an open file, for sharing one BlockDevice between tables.
+struct DeviceKey {
+  bool block;
+  std::uint64_t a;  // rdev for a block device; st_dev for a file
+  std::uint64_t b;  // 0; st_ino for a file
+  auto operator<=>(const DeviceKey&) const = default;
+};
+
+DeviceKey key_of(const struct stat& st) {
+  if (S_ISBLK(st.st_mode)) {
+    return DeviceKey{true, static_cast<std::uint64_t>(st.st_rdev), 0};
+  }
+  return DeviceKey{false, static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+class SystemDeviceOpener final : public DeviceOpener {
+ public:
+  BlockDevicePtr open(std::string_view spec) override {
+    if (spec.empty()) {
+      fail_invalid("empty device path");
+    }
+    std::string path(spec);
+    dev_t want_rdev = 0;
+    const bool by_number = resolve_dev_number(spec, path, want_rdev);
+
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+      fail(ENOTBLK, "{} is not a block device or regular file", path);
+    }
+
+    Fd fd(::open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
+    if (fd.get() < 0) {
+      const int err = errno;
+      if (err == EINVAL) {
+        fail(err, "cannot open {} with O_DIRECT: {} (the filesystem may not support direct I/O)", path,
+             errno_string(err));
+      }
+      fail(err, "cannot open {}: {}", path, errno_string(err));
+    }
+    if (::fstat(fd.get(), &st) < 0) {
+      const int err = errno;
+      fail(err, "cannot stat {}: {}", path, errno_string(err));
+    }
+    if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+      fail(ENOTBLK, "{} is not a block device or regular file", path);
+    }
+    if (by_number && st.st_rdev != want_rdev) {
+      fail(ENODEV, "{} is no longer device {}", path, spec);
+    }
+
+    // One BlockDevice per underlying device, shared by every table naming
+    // it (as dm shares table devices): the extra fd just opened is dropped.
+    const DeviceKey key = key_of(st);
+    std::lock_guard lock(mutex_);
+    prune();
+    if (auto it = open_.find(key); it != open_.end()) {
+      if (BlockDevicePtr existing = it->second.lock()) {
+        return existing;
+      }
+    }
+    // Once constructed, the device owns the fd and its id (which it takes
+    // itself), and its destructor returns both, also if probing fails.
+    auto* raw = new SystemDevice(std::move(path), fd.get(), st);
+    fd.release();
+    std::shared_ptr<SystemDevice> dev(raw);
+    dev->probe(st);
+    open_[key] = dev;
+    return dev;
+  }
+
+ private:
+  // Forget devices every table has let go of.
+  void prune() {
+    for (auto it = open_.begin(); it != open_.end();) {
+      if (it->second.expired()) {
+        it = open_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::map<DeviceKey, std::weak_ptr<const SystemDevice>> open_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceOpener> make_system_device_opener() { return std::make_unique<SystemDeviceOpener>(); }
+
+}  // namespace ubdm

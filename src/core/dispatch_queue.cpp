@@ -369,12 +369,6 @@ void DispatchQueue::dispatch() {
 bool DispatchQueue::map_one(Clone& c) {
   OriginalIo& o = *c.orig_;
   const Request& req = *o.req;
-  if (o.error != 0) {
-    // The original already failed; its remaining pieces need not run.
-    ready_.remove(c);
-    finish_clone(c, 0);
-    return true;
-  }
   const Table* table = table_.get();
   if (table == nullptr) {
     ready_.remove(c);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/inproc_frontend.hpp"
+#include "host_fixtures.hpp"
 #include "io/uring_backend.hpp"
 #include "ubdm/device.hpp"
 #include "ubdm/error.hpp"
@@ -32,6 +33,9 @@
 namespace ubdm {
 namespace {
 
+using test::LoopDevice;
+using test::TempFile;
+
 using namespace std::chrono_literals;
 
 constexpr std::uint64_t kBackingBytes = 8ULL << 20;  // every file / loop device
@@ -39,74 +43,6 @@ constexpr unsigned kDepth = 64;
 
 // --- storage helpers -----------------------------------------------------
 
-int run_command(const std::string& cmd, std::string& out) {
-  out.clear();
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    out = "popen failed";
-    return -1;
-  }
-  std::array<char, 256> chunk{};
-  while (std::fgets(chunk.data(), static_cast<int>(chunk.size()), p) != nullptr) {
-    out += chunk.data();
-  }
-  const int status = ::pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
-    out.pop_back();
-  }
-  return status;
-}
-
-class TempFile {
- public:
-  explicit TempFile(std::uint64_t bytes) {
-    std::string tmpl = "/var/tmp/ubdm-core-XXXXXX";
-    const int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) {
-      throw std::runtime_error("mkstemp: " + errno_string(errno));
-    }
-    path_ = tmpl;
-    const int rc = ::ftruncate(fd, static_cast<off_t>(bytes));
-    ::close(fd);
-    if (rc != 0) {
-      throw std::runtime_error("ftruncate: " + errno_string(errno));
-    }
-  }
-  ~TempFile() { ::unlink(path_.c_str()); }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-class LoopDevice {
- public:
-  explicit LoopDevice(const std::string& backing) {
-    std::string out;
-    const int status = run_command("losetup --direct-io=on -f --show '" + backing + "'", out);
-    if (status != 0 || out.rfind("/dev/loop", 0) != 0) {
-      error_ = "losetup failed (status " + std::to_string(status) + "): " + out;
-      return;
-    }
-    path_ = out;
-  }
-  ~LoopDevice() {
-    if (!path_.empty()) {
-      std::string out;
-      run_command("losetup -d " + path_, out);
-    }
-  }
-  LoopDevice(const LoopDevice&) = delete;
-  LoopDevice& operator=(const LoopDevice&) = delete;
-  const std::string& path() const { return path_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string path_;
-  std::string error_;
-};
 
 // One underlying device for a table: a file, or a loop device over a file.
 class Backing {

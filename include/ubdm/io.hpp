@@ -35,6 +35,14 @@ class BlockDevice {
   std::uint32_t logical_block_size() const { return logical_bs_; }
   std::uint32_t physical_block_size() const { return physical_bs_; }
   bool volatile_write_cache() const { return volatile_cache_; }
+  // Queue limits the device advertises (sysfs), for the limits a frontend
+  // announces. io_min/io_opt are bytes (0: none); discard_max_bytes 0 means
+  // the device cannot discard.
+  std::uint32_t io_min() const { return io_min_; }
+  std::uint32_t io_opt() const { return io_opt_; }
+  std::uint64_t discard_max_bytes() const { return discard_max_bytes_; }
+  std::uint32_t discard_granularity() const { return discard_granularity_; }
+  bool rotational() const { return rotational_; }
 
   // How status/table lines name the device: "major:minor" for block devices,
   // as the kernel prints them, and the path for regular files.
@@ -50,6 +58,11 @@ class BlockDevice {
   std::uint32_t logical_bs_ = 512;
   std::uint32_t physical_bs_ = 512;
   bool volatile_cache_ = false;
+  std::uint32_t io_min_ = 0;
+  std::uint32_t io_opt_ = 0;
+  std::uint64_t discard_max_bytes_ = 0;
+  std::uint32_t discard_granularity_ = 0;
+  bool rotational_ = false;
 };
 
 using BlockDevicePtr = std::shared_ptr<const BlockDevice>;

@@ -59,6 +59,9 @@ class Table {
   // Underlying devices of all targets, each once.
   std::vector<const BlockDevice*> devices() const;
 
+  // Limits stacked over every underlying device, then each target's io_hints.
+  IoLimits io_limits() const;
+
   // True if any target's type is `name`.
   bool has_target_type(std::string_view name) const;
 

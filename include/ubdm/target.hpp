@@ -135,6 +135,19 @@ class Clone final : public IoCompletion {
   ListHook hook;  // core's lists; targets must not touch it
 };
 
+// Limits a frontend announces for the mapped device (dm's queue_limits,
+// stacked over the underlying devices). Sizes in bytes; 0 means "none".
+struct IoLimits {
+  std::uint32_t logical_block_size = 512;
+  std::uint32_t physical_block_size = 512;
+  std::uint32_t io_min = 0;
+  std::uint32_t io_opt = 0;
+  bool volatile_cache = false;  // some device caches writes: FLUSH/FUA matter
+  bool rotational = false;
+  bool discard = true;          // every device can discard
+  std::uint32_t discard_granularity = 0;
+};
+
 // What a target may ask of the mapped device that owns its table.
 class DeviceContext {
  public:
@@ -199,6 +212,10 @@ class Target {
   // Optional. Handle a message; returns text for the caller (may be empty) or
   // throws ubdm::Error. Control thread.
   virtual std::string message(std::span<const std::string> args);
+
+  // Optional. Adjust the stacked limits (dm's io_hints), e.g. striped sets
+  // io_min to the chunk and io_opt to a full stripe. Control thread.
+  virtual void io_hints(IoLimits& /*limits*/) const {}
 
   // Optional. Report each underlying device with the range used on it.
   using DeviceVisitor = std::function<void(const BlockDevice& dev, sector_t start, sector_t len)>;

@@ -182,6 +182,27 @@ std::vector<const BlockDevice*> Table::devices() const {
   return out;
 }
 
+IoLimits Table::io_limits() const {
+  IoLimits l;
+  for (const auto& t : targets_) {
+    t->iterate_devices([&](const BlockDevice& dev, sector_t, sector_t) {
+      l.logical_block_size = std::max(l.logical_block_size, dev.logical_block_size());
+      l.physical_block_size = std::max(l.physical_block_size, dev.physical_block_size());
+      l.io_min = std::max(l.io_min, dev.io_min());
+      l.io_opt = std::max(l.io_opt, dev.io_opt());
+      l.volatile_cache = l.volatile_cache || dev.volatile_write_cache();
+      l.rotational = l.rotational || dev.rotational();
+      l.discard = l.discard && dev.discard_max_bytes() > 0;
+      l.discard_granularity = std::max(l.discard_granularity, dev.discard_granularity());
+    });
+  }
+  for (const auto& t : targets_) {
+    t->io_hints(l);
+  }
+  l.physical_block_size = std::max(l.physical_block_size, l.logical_block_size);
+  return l;
+}
+
 bool Table::has_target_type(std::string_view name) const {
   return std::any_of(targets_.begin(), targets_.end(),
                      [&](const auto& t) { return t->type_name() == name; });

@@ -138,15 +138,22 @@ bool resolve_dev_number(std::string_view spec, std::string& path, dev_t& rdev) {
   fail(ENODEV, "no block device {} (not in /sys/dev/block or /dev/block)", number);
 }
 
-// True if the device has a volatile write cache ("write back"). A partition
-// has no queue directory of its own: its disk's is one level up.
-bool volatile_cache(dev_t rdev) {
+// One attribute of the device's request queue. A partition has no queue
+// directory of its own: its disk's is one level up.
+std::string queue_attr(dev_t rdev, const char* name) {
   const std::string base = fmt::format("/sys/dev/block/{}:{}", major(rdev), minor(rdev));
-  std::string mode = read_line(base + "/queue/write_cache");
-  if (mode.empty()) {
-    mode = read_line(base + "/../queue/write_cache");
+  std::string v = read_line(base + "/queue/" + name);
+  if (v.empty()) {
+    v = read_line(base + "/../queue/" + name);
   }
-  return mode == "write back";
+  return v;
+}
+
+std::uint64_t queue_u64(dev_t rdev, const char* name) {
+  const std::string v = queue_attr(rdev, name);
+  std::uint64_t out = 0;
+  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc() && p == v.data() + v.size() ? out : 0;
 }
 
 class SystemDevice final : public BlockDevice {
@@ -179,6 +186,9 @@ class SystemDevice final : public BlockDevice {
       logical_bs_ = 512;
       physical_bs_ = 4096;
       volatile_cache_ = false;
+      // Punching a hole discards, on every filesystem that supports O_DIRECT here.
+      discard_max_bytes_ = 1ULL << 30;
+      discard_granularity_ = 4096;
       return;
     }
     std::uint64_t bytes = 0;
@@ -198,7 +208,12 @@ class SystemDevice final : public BlockDevice {
     size_sectors_ = bytes >> kSectorShift;
     logical_bs_ = static_cast<std::uint32_t>(logical);
     physical_bs_ = physical;
-    volatile_cache_ = volatile_cache(rdev_);
+    volatile_cache_ = queue_attr(rdev_, "write_cache") == "write back";
+    io_min_ = static_cast<std::uint32_t>(queue_u64(rdev_, "minimum_io_size"));
+    io_opt_ = static_cast<std::uint32_t>(queue_u64(rdev_, "optimal_io_size"));
+    discard_max_bytes_ = queue_u64(rdev_, "discard_max_bytes");
+    discard_granularity_ = static_cast<std::uint32_t>(queue_u64(rdev_, "discard_granularity"));
+    rotational_ = queue_u64(rdev_, "rotational") != 0;
   }
 };
 

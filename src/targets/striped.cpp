@@ -90,6 +90,15 @@ class StripedTarget final : public Target {
 
   unsigned num_flush_clones() const override { return count_; }
 
+  // As dm-stripe: the chunk is the minimum I/O, a full stripe the optimal one.
+  void io_hints(IoLimits& limits) const override {
+    const std::uint64_t chunk_bytes = chunk_ << kSectorShift;
+    if (chunk_bytes <= UINT32_MAX && chunk_bytes * count_ <= UINT32_MAX) {
+      limits.io_min = static_cast<std::uint32_t>(chunk_bytes);
+      limits.io_opt = static_cast<std::uint32_t>(chunk_bytes * count_);
+    }
+  }
+
   std::string status(StatusType type) const override {
     fmt::memory_buffer out;
     if (type == StatusType::kInfo) {

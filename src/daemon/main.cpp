@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+// ubdmd: serves device-mapper tables as ublk block devices.
+//
+//   ubdmd [--socket PATH] [--config DIR] [--log-level L] [--foreground]
+//         [--group NAME] [--queues N] [--depth N] [--no-kernel]
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include "control/protocol.hpp"
+#include "control/server.hpp"
+#include "daemon/device_manager.hpp"
+#include "ubdm/error.hpp"
+#include "ublk/control.hpp"
+
+namespace {
+
+using namespace ubdm;
+
+struct Options {
+  std::string socket = control::kDefaultSocketPath;
+  std::string config_dir = "/etc/ubdm";
+  std::string log_level = "info";
+  std::string group;
+  bool foreground = false;
+  bool no_kernel = false;
+  unsigned queues = 0;
+  unsigned depth = 128;
+};
+
+// Detach from the terminal. The parent exits only when the child reports
+// that it is serving (or failed), so `ubdmd && ubdmsetup ...` works.
+int daemonize(int& ready_fd) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    return -errno;
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    return -errno;
+  }
+  if (pid > 0) {
+    ::close(fds[1]);
+    char status = 1;
+    const ssize_t n = ::read(fds[0], &status, 1);
+    std::_Exit(n == 1 && status == 0 ? 0 : 1);
+  }
+  ::close(fds[0]);
+  ready_fd = fds[1];
+  ::setsid();
+  if (::chdir("/") != 0) {
+    return -errno;
+  }
+  const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(null, STDERR_FILENO);
+    ::close(null);
+  }
+  return 0;
+}
+
+void report_ready(int& ready_fd, bool ok) {
+  if (ready_fd >= 0) {
+    const char status = ok ? 0 : 1;
+    (void)!::write(ready_fd, &status, 1);
+    ::close(ready_fd);
+    ready_fd = -1;
+  }
+}
+
+void setup_logging(const Options& o) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (o.foreground) {
+    logger = spdlog::stderr_color_mt("ubdmd");
+  } else {
+    logger = spdlog::syslog_logger_mt("ubdmd", "ubdmd", LOG_PID, LOG_DAEMON);
+  }
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  spdlog::set_pattern(o.foreground ? "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v" : "%l %v");
+}
+
+int serve(const Options& o, int& ready_fd) {
+  // Writeback to our devices goes through this process: keep the OOM killer away.
+  std::ofstream("/proc/self/oom_score_adj") << "-1000";
+
+  std::optional<gid_t> group;
+  if (!o.group.empty()) {
+    const struct group* g = ::getgrnam(o.group.c_str());
+    if (g == nullptr) {
+      fail(ENOENT, "group '{}' does not exist", o.group);
+    }
+    group = g->gr_gid;
+  }
+  std::unique_ptr<ublk::Control> ctrl;
+  if (!o.no_kernel) {
+    ctrl = std::make_unique<ublk::Control>();
+    spdlog::info("ublk driver features {:#x}", ctrl->features());
+  }
+  auto opener = make_system_device_opener();
+  daemon::DaemonConfig cfg;
+  cfg.config_dir = o.config_dir;
+  cfg.default_queues = o.queues;
+  cfg.default_depth = o.depth;
+  if (o.no_kernel) {
+    cfg.link_dir.clear();
+  }
+  daemon::DeviceManager manager(cfg, *opener, ctrl.get());
+  control::ControlServer::Options sopts;
+  sopts.socket_path = o.socket;
+  sopts.allowed_group = group;
+  control::ControlServer server(sopts, [&manager](const nlohmann::json& req,
+                                                  const control::ControlServer::PeerCredentials&) {
+    return manager.handle(req);
+  });
+  server.start();
+  const unsigned maps = manager.load_persistent_maps();
+  spdlog::info("ubdmd {} listening on {} ({} persistent map(s) created)", daemon::kDaemonVersion, o.socket, maps);
+  sd_notifyf(0, "READY=1\nSTATUS=serving %zu device(s)", manager.device_count());
+  report_ready(ready_fd, true);
+
+  for (;;) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) {
+      continue;
+    }
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP ignored: edit maps.d and use ubdmsetup to change devices");
+      continue;
+    }
+    spdlog::info("{} received: removing {} device(s) and stopping", strsignal(sig), manager.device_count());
+    break;
+  }
+  sd_notify(0, "STOPPING=1");
+  manager.begin_shutdown();
+  server.stop();
+  manager.shutdown();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"ubdmd: user-space request-based device-mapper served through ublk"};
+  app.add_option("--socket", o.socket, "control socket path")->capture_default_str();
+  app.add_option("--config", o.config_dir, "configuration directory (maps.d/NAME.table are created at start)")
+      ->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or critical")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}))
+      ->capture_default_str();
+  app.add_flag("--foreground", o.foreground, "stay in the foreground and log to stderr");
+  app.add_option("--group", o.group, "also admit members of this group to the control socket");
+  app.add_option("--queues", o.queues, "default queues per device (default: min(CPUs, 4))")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--depth", o.depth, "default queue depth per device")->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_flag("--no-kernel", o.no_kernel,
+               "serve tables in-process only, without ublk devices (for testing the control plane)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  // Signals are taken synchronously by the main thread (sigwait); block them
+  // before any thread exists so that every thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  int ready_fd = -1;
+  if (!o.foreground) {
+    const int rc = daemonize(ready_fd);
+    if (rc < 0) {
+      std::fprintf(stderr, "ubdmd: cannot detach: %s\n", std::strerror(-rc));
+      return 1;
+    }
+  }
+  setup_logging(o);
+  try {
+    return serve(o, ready_fd);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    if (o.foreground) {
+      // spdlog already printed it to stderr.
+    } else {
+      std::fprintf(stderr, "ubdmd: %s\n", e.what());
+    }
+    report_ready(ready_fd, false);
+    return 1;
+  }
+}

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+#include "ublk/control.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "ubdm/error.hpp"
+
+namespace ubdm::ublk {
+namespace {
+
+constexpr unsigned kControlRingEntries = 32;
+
+std::string describe(int rc) { return errno_string(rc); }
+
+}  // namespace
+
+Control::Control(const std::string& path) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd_ < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENODEV || err == ENXIO) {
+      fail(ENODEV, "{} not found: the ublk driver is not loaded (run `modprobe ublk_drv`; it needs a kernel "
+               "built with CONFIG_BLK_DEV_UBLK, 6.5 or newer)",
+           path);
+    }
+    if (err == EACCES || err == EPERM) {
+      fail(err, "cannot open {}: permission denied (ubdmd must run as root)", path);
+    }
+    fail(err, "cannot open {}: {}", path, errno_string(err));
+  }
+  // Control commands are 32 bytes: they need the 128-byte SQE layout.
+  const int rc = io_uring_queue_init(kControlRingEntries, &ring_, IORING_SETUP_SQE128);
+  if (rc < 0) {
+    ::close(fd_);
+    fail(-rc, "cannot create the ublk control ring: {}", errno_string(rc));
+  }
+  std::uint64_t features = 0;
+  CtrlCmd cmd{};
+  cmd.dev_id = kAutoDevId;
+  cmd.queue_id = kNoQueue;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(&features);
+  cmd.len = sizeof(features);
+  const int frc = run(kCmdGetFeatures, cmd);
+  if (frc < 0) {
+    io_uring_queue_exit(&ring_);
+    ::close(fd_);
+    fail(-frc, "ublk GET_FEATURES failed ({}): the ublk driver is older than ubdm supports (kernel 6.5+ needed)",
+         describe(frc));
+  }
+  features_ = features;
+}
+
+Control::~Control() {
+  io_uring_queue_exit(&ring_);
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+int Control::run(unsigned cmd_op, CtrlCmd& cmd) {
+  std::lock_guard lock(mutex_);
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    return -EBUSY;
+  }
+  // SQE128: the command payload lives in the 80 bytes after the first 48.
+  std::memset(static_cast<void*>(sqe), 0, 2 * sizeof(*sqe));
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = fd_;
+  sqe->cmd_op = cmd_op;
+  sqe->user_data = cmd_op;
+  std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
+  int rc = io_uring_submit(&ring_);
+  if (rc < 0) {
+    return rc;
+  }
+  io_uring_cqe* cqe = nullptr;
+  do {
+    rc = io_uring_wait_cqe(&ring_, &cqe);
+  } while (rc == -EINTR);
+  if (rc < 0) {
+    return rc;
+  }
+  const int res = cqe->res;
+  io_uring_cqe_seen(&ring_, cqe);
+  return res;
+}
+
+void Control::check(int rc, unsigned cmd_op, std::uint32_t dev_id, const char* what) {
+  if (rc < 0) {
+    fail(-rc, "ublk {} for device {} failed: {} (command {:#x})", what, dev_id, describe(rc), cmd_op);
+  }
+}
+
+void Control::add_dev(DevInfo& info) {
+  CtrlCmd cmd{};
+  cmd.dev_id = info.dev_id;
+  cmd.queue_id = kNoQueue;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(&info);
+  cmd.len = sizeof(info);
+  const int rc = run(kCmdAddDev, cmd);
+  if (rc == -EEXIST) {
+    fail(EEXIST, "ublk device id {} is already in use", info.dev_id);
+  }
+  check(rc, kCmdAddDev, info.dev_id, "ADD_DEV");
+}
+
+void Control::set_params(std::uint32_t dev_id, const Params& params) {
+  Params copy = params;
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(&copy);
+  cmd.len = sizeof(copy);
+  check(run(kCmdSetParams, cmd), kCmdSetParams, dev_id, "SET_PARAMS");
+}
+
+Params Control::get_params(std::uint32_t dev_id) {
+  Params p{};
+  p.len = sizeof(p);
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(&p);
+  cmd.len = sizeof(p);
+  check(run(kCmdGetParams, cmd), kCmdGetParams, dev_id, "GET_PARAMS");
+  return p;
+}
+
+DevInfo Control::get_dev_info(std::uint32_t dev_id) {
+  DevInfo info{};
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(&info);
+  cmd.len = sizeof(info);
+  check(run(kCmdGetDevInfo, cmd), kCmdGetDevInfo, dev_id, "GET_DEV_INFO");
+  return info;
+}
+
+void Control::start_dev(std::uint32_t dev_id, pid_t daemon_pid) {
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  cmd.data[0] = static_cast<std::uint64_t>(daemon_pid);
+  check(run(kCmdStartDev, cmd), kCmdStartDev, dev_id, "START_DEV");
+}
+
+void Control::stop_dev(std::uint32_t dev_id) {
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  check(run(kCmdStopDev, cmd), kCmdStopDev, dev_id, "STOP_DEV");
+}
+
+void Control::del_dev(std::uint32_t dev_id) {
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  check(run(kCmdDelDev, cmd), kCmdDelDev, dev_id, "DEL_DEV");
+}
+
+}  // namespace ubdm::ublk

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// The ublk control channel: uring_cmds on /dev/ublk-control over a small
+// SQE128 ring. Control plane: every method blocks until the kernel answers
+// and throws ubdm::Error on failure. Thread-safe (one command at a time).
+#pragma once
+
+#include <liburing.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "ublk/abi.hpp"
+
+namespace ubdm::ublk {
+
+class Control {
+ public:
+  // Opens /dev/ublk-control. A missing node is Error(ENODEV) naming
+  // `modprobe ublk_drv`; a kernel without GET_FEATURES (before 6.5) is refused.
+  explicit Control(const std::string& path = "/dev/ublk-control");
+  ~Control();
+  Control(const Control&) = delete;
+  Control& operator=(const Control&) = delete;
+
+  // The driver's feature mask (GET_FEATURES), read once at construction.
+  std::uint64_t features() const { return features_; }
+
+  // ADD_DEV. `info` goes in with the wanted id (kAutoDevId for any), queues,
+  // depth, buffer size and flags, and comes back with what the kernel chose.
+  void add_dev(DevInfo& info);
+  void set_params(std::uint32_t dev_id, const Params& params);
+  Params get_params(std::uint32_t dev_id);
+  DevInfo get_dev_info(std::uint32_t dev_id);
+  // START_DEV: blocks until every queue has fetched every tag, then adds the
+  // disk. Must not be called from a queue thread.
+  void start_dev(std::uint32_t dev_id, pid_t daemon_pid);
+  void stop_dev(std::uint32_t dev_id);
+  // DEL_DEV: waits until every reference to the device is gone.
+  void del_dev(std::uint32_t dev_id);
+
+ private:
+  int run(unsigned cmd_op, CtrlCmd& cmd);
+  void check(int rc, unsigned cmd_op, std::uint32_t dev_id, const char* what);
+
+  std::mutex mutex_;
+  int fd_ = -1;
+  io_uring ring_{};
+  std::uint64_t features_ = 0;
+};
+
+}  // namespace ubdm::ublk

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+#include "ublk/device.hpp"
+
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <bit>
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "ubdm/error.hpp"
+
+namespace ubdm::ublk {
+namespace {
+
+std::uint8_t shift_of(std::uint32_t bytes) {
+  // Largest power of two not above `bytes` (limits are powers of two in practice).
+  return static_cast<std::uint8_t>(std::bit_width(bytes) - 1);
+}
+
+}  // namespace
+
+Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes) {
+  Params p{};
+  p.len = sizeof(p);
+  p.types = kParamBasic;
+  ParamBasic& b = p.basic;
+  if (limits.volatile_cache) {
+    // Some device caches writes: the kernel must send us FLUSH and FUA.
+    b.attrs |= kAttrVolatileCache | kAttrFua;
+  }
+  if (limits.rotational) {
+    b.attrs |= kAttrRotational;
+  }
+  const std::uint32_t lbs = std::max<std::uint32_t>(limits.logical_block_size, 512);
+  const std::uint32_t pbs = std::max(limits.physical_block_size, lbs);
+  b.logical_bs_shift = shift_of(lbs);
+  b.physical_bs_shift = shift_of(pbs);
+  b.io_min_shift = shift_of(std::max(limits.io_min, pbs));
+  b.io_opt_shift = shift_of(std::max(limits.io_opt, pbs));
+  b.max_sectors = max_io_bytes >> kSectorShift;
+  b.dev_sectors = size_sectors;
+  if (limits.discard) {
+    p.types |= kParamDiscard;
+    ParamDiscard& d = p.discard;
+    d.discard_granularity = std::max(limits.discard_granularity, lbs);
+    d.max_discard_sectors = UINT32_MAX >> kSectorShift;
+    d.max_write_zeroes_sectors = UINT32_MAX >> kSectorShift;
+    d.max_discard_segments = 1;
+  }
+  return p;
+}
+
+Device::Device(Control& control, MappedDevice& mapped, DeviceOptions options)
+    : control_(control), mapped_(mapped), options_(options) {}
+
+Device::~Device() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    spdlog::error("{}: stopping ublk device {} failed: {}", mapped_.device_name(), id_, e.what());
+  }
+}
+
+std::string Device::char_path() const { return fmt::format("/dev/ublkc{}", id_); }
+std::string Device::block_path() const { return fmt::format("/dev/ublkb{}", id_); }
+
+void Device::open_char_device() {
+  // The node appears asynchronously (devtmpfs or udev), and udev may hold
+  // it open for a moment; the driver allows one opener at a time.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  for (;;) {
+    char_fd_ = ::open(char_path().c_str(), O_RDWR | O_CLOEXEC);
+    if (char_fd_ >= 0) {
+      return;
+    }
+    const int err = errno;
+    if ((err != ENOENT && err != EBUSY) || std::chrono::steady_clock::now() >= deadline) {
+      fail(err, "cannot open {}: {}", char_path(), errno_string(err));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void Device::start() {
+  const TablePtr table = mapped_.live_table();
+  if (!table) {
+    fail(EINVAL, "device has no live table");
+  }
+  info_ = DevInfo{};
+  info_.nr_hw_queues = static_cast<std::uint16_t>(mapped_.nr_queues());
+  info_.queue_depth = static_cast<std::uint16_t>(mapped_.config().queue_depth);
+  info_.max_io_buf_bytes = options_.max_io_bytes;
+  info_.dev_id = options_.dev_id < 0 ? kAutoDevId : static_cast<std::uint32_t>(options_.dev_id);
+  info_.ublksrv_pid = static_cast<std::int32_t>(::getpid());
+  info_.flags = kFeatCmdIoctlEncode & control_.features();
+  control_.add_dev(info_);
+  added_ = true;
+  id_ = info_.dev_id;
+  spdlog::info("{}: ublk device {} added ({} queues x {} tags, flags {:#x})", mapped_.device_name(), id_,
+               info_.nr_hw_queues, info_.queue_depth, info_.flags);
+  try {
+    if (info_.nr_hw_queues != mapped_.nr_queues()) {
+      fail(EINVAL, "the kernel allows {} queues for this device, not {} (it has {} CPUs?)", info_.nr_hw_queues,
+           mapped_.nr_queues(), info_.nr_hw_queues);
+    }
+    open_char_device();
+    for (unsigned q = 0; q < mapped_.nr_queues(); ++q) {
+      QueueConfig cfg;
+      cfg.char_fd = char_fd_;
+      cfg.q_id = static_cast<std::uint16_t>(q);
+      cfg.depth = info_.queue_depth;
+      cfg.max_io_bytes = info_.max_io_buf_bytes;
+      cfg.device_name = mapped_.device_name();
+      queues_.push_back(std::make_unique<Queue>(cfg, mapped_.queue(q)));
+      queues_.back()->start();
+    }
+    params_ = make_params(table->io_limits(), table->size(), info_.max_io_buf_bytes);
+    control_.set_params(id_, params_);
+    control_.start_dev(id_, ::getpid());
+    started_ = true;
+    const Params got = control_.get_params(id_);
+    if ((got.types & kParamDevt) != 0) {
+      block_devt_ = makedev(got.devt.disk_major, got.devt.disk_minor);
+    }
+  } catch (...) {
+    teardown(started_);
+    throw;
+  }
+  spdlog::info("{}: serving {} ({} sectors)", mapped_.device_name(), block_path(), table->size());
+}
+
+void Device::stop() { teardown(started_); }
+
+void Device::teardown(bool stop_kernel_device) {
+  if (!added_) {
+    return;
+  }
+  if (stop_kernel_device) {
+    // The kernel aborts every tag's command; the queue threads finish what
+    // the core still holds and leave.
+    control_.stop_dev(id_);
+    started_ = false;
+  } else {
+    for (auto& q : queues_) {
+      q->request_stop();
+    }
+  }
+  for (auto& q : queues_) {
+    q->join();
+  }
+  queues_.clear();
+  if (char_fd_ >= 0) {
+    ::close(char_fd_);
+    char_fd_ = -1;
+  }
+  added_ = false;
+  control_.del_dev(id_);
+  spdlog::info("{}: ublk device {} deleted", mapped_.device_name(), id_);
+}
+
+}  // namespace ubdm::ublk

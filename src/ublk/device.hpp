@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// A MappedDevice served as /dev/ublkbN: ADD_DEV, one Queue thread per core
+// queue, SET_PARAMS derived from the live table, START_DEV; and the reverse.
+//
+// Restart room (USER_RECOVERY, a later stage): the device id, queue layout
+// and params are plain values here, so a restarted daemon can rebuild the
+// same Device around an existing id instead of ADD_DEV.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ubdm/device.hpp"
+#include "ublk/abi.hpp"
+#include "ublk/control.hpp"
+#include "ublk/queue.hpp"
+
+namespace ubdm::ublk {
+
+struct DeviceOptions {
+  std::int64_t dev_id = -1;              // -1: let the kernel choose
+  std::uint32_t max_io_bytes = 512 * 1024;  // per request and per tag buffer
+};
+
+// Build ublk params from the limits the table stacks over its devices.
+Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes);
+
+class Device {
+ public:
+  Device(Control& control, MappedDevice& mapped, DeviceOptions options);
+  ~Device();  // stop() if needed; never throws
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  // Create and start the kernel device. The mapped device must have a live
+  // table. On failure everything created so far is torn down and the error
+  // is thrown.
+  void start();
+  // STOP_DEV (the disk disappears; queued kernel I/O is aborted), wait for
+  // the queue threads, DEL_DEV. Idempotent.
+  void stop();
+
+  std::uint32_t id() const { return id_; }
+  bool started() const { return started_; }
+  std::string char_path() const;
+  std::string block_path() const;
+  dev_t block_devt() const { return block_devt_; }
+  const Params& params() const { return params_; }
+  std::uint64_t flags() const { return info_.flags; }
+
+ private:
+  void open_char_device();
+  void teardown(bool stop_kernel_device);
+
+  Control& control_;
+  MappedDevice& mapped_;
+  DeviceOptions options_;
+  DevInfo info_{};
+  Params params_{};
+  std::uint32_t id_ = kAutoDevId;
+  bool added_ = false;
+  bool started_ = false;
+  int char_fd_ = -1;
+  dev_t block_devt_ = 0;
+  std::vector<std::unique_ptr<Queue>> queues_;
+};
+
+}  // namespace ubdm::ublk

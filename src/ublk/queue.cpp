@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: MIT
+#include "ublk/queue.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "ubdm/error.hpp"
+
+namespace ubdm::ublk {
+namespace {
+
+constexpr unsigned kMaxWaitUsec = 1000 * 1000;
+
+unsigned ring_entries(unsigned depth) {
+  // Room for every tag's command plus backend I/O; the kernel rounds up.
+  unsigned n = 64;
+  while (n < 2 * depth && n < 4096) {
+    n <<= 1;
+  }
+  return n;
+}
+
+}  // namespace
+
+Queue::Queue(QueueConfig config, DispatchQueue& core) : cfg_(std::move(config)), core_(core) {}
+
+Queue::~Queue() {
+  if (thread_.joinable()) {
+    request_stop();
+    thread_.join();
+  }
+}
+
+void Queue::start() {
+  std::promise<void> ready;
+  std::future<void> started = ready.get_future();
+  thread_ = std::thread([this, &ready] { thread_main(&ready); });
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
+}
+
+void Queue::request_stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void Queue::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Queue::thread_main(std::promise<void>* ready) {
+  try {
+    setup();
+  } catch (...) {
+    teardown();
+    ready->set_exception(std::current_exception());
+    return;
+  }
+  ready->set_value();  // `ready` is gone after this line
+  try {
+    loop();
+  } catch (const std::exception& e) {
+    spdlog::critical("{} queue {}: {}", cfg_.device_name, cfg_.q_id, e.what());
+  }
+  teardown();
+}
+
+void Queue::setup() {
+  // Writeback to this device depends on this thread: exempt it from
+  // throttling that would wait on itself (best effort; needs CAP_SYS_RESOURCE).
+  (void)::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+
+  UringBackend::Options opts;
+  opts.entries = ring_entries(cfg_.depth);
+  backend_ = std::make_unique<UringBackend>(opts);
+
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  descs_len_ = (cfg_.depth * sizeof(IoDesc) + page - 1) / page * page;
+  void* map = ::mmap(nullptr, descs_len_, PROT_READ, MAP_SHARED | MAP_POPULATE, cfg_.char_fd,
+                     static_cast<off_t>(queue_desc_offset(cfg_.q_id, page)));
+  if (map == MAP_FAILED) {
+    const int err = errno;
+    fail(err, "queue {}: cannot map the request descriptors: {}", cfg_.q_id, errno_string(err));
+  }
+  descs_ = static_cast<const IoDesc*>(map);
+
+  buffers_.assign(cfg_.depth, nullptr);
+  requests_.resize(cfg_.depth);
+  tag_handlers_.resize(cfg_.depth);
+  tag_state_.assign(cfg_.depth, TagState::kFetching);
+  pending_.reserve(cfg_.depth);
+  pending_retry_.reserve(cfg_.depth);
+  std::vector<iovec> iov(cfg_.depth);
+  for (unsigned t = 0; t < cfg_.depth; ++t) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, page, cfg_.max_io_bytes) != 0) {
+      fail(ENOMEM, "queue {}: cannot allocate {} I/O buffers of {} bytes", cfg_.q_id, cfg_.depth,
+           cfg_.max_io_bytes);
+    }
+    buffers_[t] = static_cast<std::byte*>(p);
+    iov[t] = iovec{p, cfg_.max_io_bytes};
+    tag_handlers_[t].queue = this;
+    tag_handlers_[t].tag = static_cast<std::uint16_t>(t);
+    requests_[t].tag = static_cast<std::uint16_t>(t);
+    requests_[t].sink = this;
+  }
+  // Registered buffers let the backend use READ_FIXED/WRITE_FIXED; without
+  // them (e.g. RLIMIT_MEMLOCK too low) plain reads and writes still work.
+  const int rc = backend_->register_buffers(iov);
+  registered_ = rc == 0;
+  if (!registered_) {
+    spdlog::warn("{} queue {}: buffers not registered ({}); using unregistered I/O", cfg_.device_name,
+                 cfg_.q_id, errno_string(rc));
+  }
+
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    const int err = errno;
+    fail(err, "queue {}: eventfd: {}", cfg_.q_id, errno_string(err));
+  }
+  wake_handler_.queue = this;
+  arm_wake();
+
+  const int wake = wake_fd_;
+  core_.bind(*backend_, [wake] {
+    const std::uint64_t one = 1;
+    (void)!::write(wake, &one, sizeof(one));
+  });
+
+  for (unsigned t = 0; t < cfg_.depth; ++t) {
+    send(static_cast<std::uint16_t>(t), kIoFetchReq, 0);
+  }
+  const int frc = backend_->flush();
+  if (frc < 0) {
+    fail(-frc, "queue {}: cannot submit FETCH_REQ: {}", cfg_.q_id, errno_string(frc));
+  }
+}
+
+void Queue::arm_wake() {
+  io_uring_sqe* sqe = backend_->get_sqe();
+  if (sqe == nullptr) {
+    return;  // re-armed on the next wake-up round
+  }
+  io_uring_prep_poll_multishot(sqe, wake_fd_, POLLIN);
+  io_uring_sqe_set_data(sqe, static_cast<RingHandler*>(&wake_handler_));
+}
+
+void Queue::WakeHandler::on_cqe(int /*res*/, std::uint32_t cqe_flags) {
+  std::uint64_t v = 0;
+  (void)!::read(queue->wake_fd_, &v, sizeof(v));
+  if ((cqe_flags & IORING_CQE_F_MORE) == 0) {
+    queue->arm_wake();
+  }
+}
+
+void Queue::TagHandler::on_cqe(int res, std::uint32_t /*cqe_flags*/) { queue->on_tag_cqe(tag, res); }
+
+void Queue::loop() {
+  for (;;) {
+    // Commands that found no SQE last round go first.
+    if (!pending_.empty()) {
+      // Both vectors hold `depth` entries' capacity: no allocation here.
+      pending_retry_.swap(pending_);
+      for (const PendingCommit& p : pending_retry_) {
+        send(p.tag, kIoCommitAndFetchReq, p.result);
+      }
+      pending_retry_.clear();
+    }
+    core_.run();
+    const bool idle_core = core_.active_requests() == 0;
+    if (idle_core && (dead_tags_ == cfg_.depth || stop_requested_.load(std::memory_order_acquire))) {
+      return;
+    }
+    unsigned wait = 0;
+    if (!core_.has_immediate_work() && pending_.empty()) {
+      const long t = core_.next_timer_ms();
+      wait = t < 0 ? kMaxWaitUsec : static_cast<unsigned>(std::min<long>(t * 1000, kMaxWaitUsec));
+    }
+    const int rc = backend_->poll(wait);
+    if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
+      spdlog::error("{} queue {}: ring wait failed: {}", cfg_.device_name, cfg_.q_id, errno_string(rc));
+    }
+  }
+}
+
+void Queue::teardown() {
+  if (backend_ != nullptr && core_.bound()) {
+    core_.unbind();
+  }
+  backend_.reset();  // closes the ring, which also cancels any command still pending
+  if (descs_ != nullptr) {
+    ::munmap(const_cast<IoDesc*>(descs_), descs_len_);
+    descs_ = nullptr;
+  }
+  for (std::byte*& b : buffers_) {
+    std::free(b);
+    b = nullptr;
+  }
+  if (wake_fd_ >= 0) {
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+  }
+}
+
+void Queue::on_tag_cqe(std::uint16_t tag, int res) {
+  if (res != kIoResOk) {
+    // ABORT (-ENODEV) is the kernel stopping the device: never fetch again.
+    if (res != kIoResAbort) {
+      spdlog::warn("{} queue {} tag {}: ublk command failed: {}", cfg_.device_name, cfg_.q_id, tag,
+                   res == kIoResNeedGetData ? std::string("unexpected NEED_GET_DATA") : errno_string(res));
+    }
+    if (tag_state_[tag] != TagState::kDead) {
+      tag_state_[tag] = TagState::kDead;
+      ++dead_tags_;
+    }
+    return;
+  }
+  const IoDesc& d = descs_[tag];
+  Request& r = requests_[tag];
+  const auto op = static_cast<std::uint8_t>(d.op_flags & 0xff);
+  r.flags = 0;
+  if ((d.op_flags & kIoFlagFua) != 0) {
+    r.flags |= kReqFua;
+  }
+  if ((d.op_flags & (kIoFlagFailfastDev | kIoFlagFailfastTransport | kIoFlagFailfastDriver)) != 0) {
+    r.flags |= kReqFailfast;
+  }
+  r.sector = d.start_sector;
+  r.nr_sectors = d.nr_sectors;
+  r.buf = nullptr;
+  r.buf_index = -1;
+  switch (op) {
+    case kOpRead:
+    case kOpWrite:
+      if ((static_cast<std::uint64_t>(d.nr_sectors) << kSectorShift) > cfg_.max_io_bytes) {
+        send(tag, kIoCommitAndFetchReq, -EIO);  // the kernel honours max_sectors; never expected
+        return;
+      }
+      r.op = op == kOpRead ? Op::kRead : Op::kWrite;
+      r.buf = buffers_[tag];
+      r.buf_index = registered_ ? static_cast<int>(tag) : -1;
+      break;
+    case kOpFlush:
+      r.op = Op::kFlush;
+      r.sector = 0;
+      r.nr_sectors = 0;
+      break;
+    case kOpDiscard:
+      r.op = Op::kDiscard;
+      break;
+    case kOpWriteZeroes:
+      r.op = Op::kWriteZeroes;
+      break;
+    default:
+      // Zoned and WRITE_SAME requests are never produced for our devices.
+      send(tag, kIoCommitAndFetchReq, -EOPNOTSUPP);
+      return;
+  }
+  tag_state_[tag] = TagState::kInCore;
+  core_.submit(r);
+}
+
+void Queue::request_done(Request& req, int result) {
+  int res = result;
+  if (result == 0 && op_has_data(req.op)) {
+    // ublk wants the byte count for data requests; 0 would mean a failed read.
+    res = static_cast<int>(req.nr_sectors << kSectorShift);
+  }
+  tag_state_[req.tag] = TagState::kFetching;
+  send(req.tag, kIoCommitAndFetchReq, res);
+}
+
+bool Queue::try_send(std::uint16_t tag, unsigned cmd_op, int result) {
+  io_uring_sqe* sqe = backend_->get_sqe();
+  if (sqe == nullptr) {
+    return false;
+  }
+  std::memset(static_cast<void*>(sqe), 0, sizeof(*sqe));
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = cfg_.char_fd;
+  sqe->cmd_op = cmd_op;
+  IoCmd cmd{};
+  cmd.q_id = cfg_.q_id;
+  cmd.tag = tag;
+  cmd.result = result;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(buffers_[tag]);
+  static_assert(sizeof(IoCmd) <= 16, "must fit the cmd area of a 64-byte SQE");
+  std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
+  io_uring_sqe_set_data(sqe, static_cast<RingHandler*>(&tag_handlers_[tag]));
+  return true;
+}
+
+void Queue::send(std::uint16_t tag, unsigned cmd_op, int result) {
+  if (!try_send(tag, cmd_op, result)) {
+    // The ring is full even after submitting; retry at the top of the loop.
+    // FETCH_REQs are only sent at setup, where the ring is empty.
+    pending_.push_back(PendingCommit{tag, result});
+  }
+}
+
+}  // namespace ubdm::ublk

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+// One ublk hardware queue: a thread that owns one io_uring carrying both the
+// ublk commands (FETCH_REQ, COMMIT_AND_FETCH_REQ) and the backend I/O of the
+// core's DispatchQueue. A request goes from the kernel's descriptor to a core
+// Request and back as a COMMIT_AND_FETCH on the same ring, with no handoff
+// between threads.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "io/uring_backend.hpp"
+#include "ubdm/dispatch_queue.hpp"
+#include "ubdm/request.hpp"
+#include "ublk/abi.hpp"
+
+namespace ubdm::ublk {
+
+struct QueueConfig {
+  int char_fd = -1;            // /dev/ublkcN, opened once per device
+  std::uint16_t q_id = 0;
+  unsigned depth = 128;
+  std::uint32_t max_io_bytes = 512 * 1024;
+  std::string device_name;     // for log lines
+};
+
+class Queue final : public CompletionSink {
+ public:
+  Queue(QueueConfig config, DispatchQueue& core);
+  ~Queue();
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  // Start the thread. Returns once every tag's FETCH_REQ has been handed to
+  // the kernel (START_DEV may then be sent), or throws the thread's setup error.
+  void start();
+  // Ask the thread to end without STOP_DEV (the device was never started):
+  // it leaves once the core holds no request. Any thread.
+  void request_stop();
+  // Wait for the thread to end. After STOP_DEV every tag is aborted by the
+  // kernel and the thread leaves once the core has finished its requests.
+  void join();
+
+  // CompletionSink: the core finished a request (queue thread).
+  void request_done(Request& req, int result) override;
+
+ private:
+  // CQE handler for one tag's FETCH/COMMIT_AND_FETCH command.
+  struct TagHandler final : RingHandler {
+    Queue* queue = nullptr;
+    std::uint16_t tag = 0;
+    void on_cqe(int res, std::uint32_t cqe_flags) override;
+  };
+  // CQE handler for the eventfd that wakes the thread for device changes.
+  struct WakeHandler final : RingHandler {
+    Queue* queue = nullptr;
+    void on_cqe(int res, std::uint32_t cqe_flags) override;
+  };
+  enum class TagState : std::uint8_t { kFetching, kInCore, kDead };
+  struct PendingCommit {
+    std::uint16_t tag;
+    int result;
+  };
+
+  void thread_main(std::promise<void>* ready);
+  void setup();
+  void loop();
+  void teardown();
+  void on_tag_cqe(std::uint16_t tag, int res);
+  void send(std::uint16_t tag, unsigned cmd_op, int result);
+  bool try_send(std::uint16_t tag, unsigned cmd_op, int result);
+  void arm_wake();
+
+  QueueConfig cfg_;
+  DispatchQueue& core_;
+  std::thread thread_;
+  std::atomic<bool> stop_requested_{false};
+
+  // Owned by the queue thread.
+  std::unique_ptr<UringBackend> backend_;
+  const IoDesc* descs_ = nullptr;
+  std::size_t descs_len_ = 0;
+  std::vector<std::byte*> buffers_;
+  std::vector<Request> requests_;
+  std::vector<TagHandler> tag_handlers_;
+  std::vector<TagState> tag_state_;
+  std::vector<PendingCommit> pending_;
+  std::vector<PendingCommit> pending_retry_;
+  WakeHandler wake_handler_;
+  int wake_fd_ = -1;
+  unsigned dead_tags_ = 0;
+  bool registered_ = false;
+};
+
+}  // namespace ubdm::ublk

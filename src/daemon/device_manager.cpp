@@ -242,7 +242,10 @@ json DeviceManager::create(const std::string& name, const std::string& table, st
   d->mapped->load_text(table);
   d->mapped->resume();
   if (control_ != nullptr) {
-    d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, ublk::DeviceOptions{-1, config_.max_io_bytes});
+    ublk::DeviceOptions kopts;
+    kopts.max_io_bytes = config_.max_io_bytes;
+    kopts.before_start = [this, name](std::uint32_t id) { publish_name(name, id); };
+    d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
     d->kernel->start();
     make_link(name, *d);
   }
@@ -378,11 +381,35 @@ void DeviceManager::make_link(const std::string& name, const Managed& d) const {
 }
 
 void DeviceManager::remove_link(const std::string& name) const {
-  if (config_.link_dir.empty()) {
+  std::error_code ec;
+  if (!config_.link_dir.empty()) {
+    std::filesystem::remove(std::filesystem::path(config_.link_dir) / name, ec);
+  }
+  if (!config_.names_dir.empty()) {
+    // Names are published per ublk device; find ours by content.
+    for (const auto& e : std::filesystem::directory_iterator(config_.names_dir, ec)) {
+      std::ifstream in(e.path());
+      std::string n;
+      std::getline(in, n);
+      if (n == name) {
+        std::filesystem::remove(e.path(), ec);
+      }
+    }
+  }
+}
+
+void DeviceManager::publish_name(const std::string& name, std::uint32_t id) const {
+  if (config_.names_dir.empty()) {
     return;
   }
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::remove(std::filesystem::path(config_.link_dir) / name, ec);
+  fs::create_directories(config_.names_dir, ec);
+  const fs::path file = fs::path(config_.names_dir) / fmt::format("ublkb{}", id);
+  std::ofstream(file) << name << "\n";
+  if (!fs::exists(file, ec)) {
+    spdlog::warn("{}: cannot write {} for udev", name, file.string());
+  }
 }
 
 unsigned DeviceManager::load_persistent_maps() {

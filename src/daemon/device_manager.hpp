@@ -29,6 +29,8 @@ namespace ubdm::daemon {
 struct DaemonConfig {
   std::string config_dir = "/etc/ubdm";   // maps.d/NAME.table lives here
   std::string link_dir = "/dev/ubdm";     // NAME -> /dev/ublkbN symlinks ("" for none)
+  // ublkbN -> NAME files for the udev rule (99-ubdm.rules) ("" for none).
+  std::string names_dir = "/run/ubdm/names";
   unsigned default_queues = 0;            // 0: min(CPUs, 4)
   unsigned default_depth = 128;
   std::uint32_t max_io_bytes = 512 * 1024;
@@ -81,6 +83,7 @@ class DeviceManager {
   std::vector<std::pair<std::string, ManagedPtr>> all() const;
   void make_link(const std::string& name, const Managed& d) const;
   void remove_link(const std::string& name) const;
+  void publish_name(const std::string& name, std::uint32_t id) const;
   void force_error_table(Managed& d);
   void stop_and_destroy(const std::string& name, Managed& d);
 

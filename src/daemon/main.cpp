@@ -119,6 +119,7 @@ int serve(const Options& o, int& ready_fd) {
   cfg.default_depth = o.depth;
   if (o.no_kernel) {
     cfg.link_dir.clear();
+    cfg.names_dir.clear();
   }
   daemon::DeviceManager manager(cfg, *opener, ctrl.get());
   control::ControlServer::Options sopts;

@@ -120,6 +120,9 @@ void Device::start() {
     }
     params_ = make_params(table->io_limits(), table->size(), info_.max_io_buf_bytes);
     control_.set_params(id_, params_);
+    if (options_.before_start) {
+      options_.before_start(id_);
+    }
     control_.start_dev(id_, ::getpid());
     started_ = true;
     const Params got = control_.get_params(id_);

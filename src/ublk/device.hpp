@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ namespace ubdm::ublk {
 struct DeviceOptions {
   std::int64_t dev_id = -1;              // -1: let the kernel choose
   std::uint32_t max_io_bytes = 512 * 1024;  // per request and per tag buffer
+  // Called with the device id after ADD_DEV and before START_DEV, i.e.
+  // before the block device's uevent (the daemon publishes the name there).
+  std::function<void(std::uint32_t id)> before_start;
 };
 
 // Build ublk params from the limits the table stacks over its devices.

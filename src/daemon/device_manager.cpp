@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -113,6 +114,12 @@ std::vector<std::pair<std::string, DeviceManager::ManagedPtr>> DeviceManager::al
 
 json DeviceManager::handle(const json& req) {
   const std::string op = req.at("op").get<std::string>();
+  static const std::set<std::string> kVerbs = {"version", "create", "load",    "clear", "suspend", "resume",
+                                               "remove",  "info",   "table",   "status", "ls",     "targets",
+                                               "deps",    "message", "wait"};
+  if (kVerbs.count(op) == 0) {
+    fail_invalid("unknown operation '{}'", op);
+  }
   if (shutting_down_.load() && op != "version") {
     fail(ESHUTDOWN, "ubdmd is shutting down");
   }
@@ -214,7 +221,7 @@ json DeviceManager::handle(const json& req) {
     const std::string reply = md.message(req.at("sector").get<std::uint64_t>(), args);
     return {{"reply", reply}};
   }
-  fail_invalid("unknown operation '{}'", op);
+  fail_invalid("unhandled operation '{}'", op);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+// The daemon's verbs without a kernel: DeviceManager over fake disks, and
+// the ublk parameters derived from a table's limits.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "daemon/device_manager.hpp"
+#include "io/fake_backend.hpp"
+#include "ubdm/error.hpp"
+#include "ublk/device.hpp"
+
+namespace ubdm::daemon {
+namespace {
+
+using json = nlohmann::json;
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  DaemonTest() {
+    storage.add_disk("disk0", 8192);
+    storage.add_disk("disk1", 8192);
+    cfg.link_dir.clear();
+    cfg.names_dir.clear();
+    cfg.default_queues = 1;
+  }
+
+  json call(json req) { return manager().handle(req); }
+
+  // errno and message of a failing call.
+  std::pair<int, std::string> failure(json req) {
+    try {
+      call(std::move(req));
+    } catch (const Error& e) {
+      return {e.code(), e.what()};
+    }
+    return {0, ""};
+  }
+
+  DeviceManager& manager() {
+    if (!mgr) {
+      mgr = std::make_unique<DeviceManager>(cfg, storage, nullptr);
+    }
+    return *mgr;
+  }
+
+  json info(const std::string& name) { return call({{"op", "info"}, {"name", name}})["devices"][0]; }
+
+  FakeStorage storage;
+  DaemonConfig cfg;
+  std::unique_ptr<DeviceManager> mgr;
+};
+
+TEST_F(DaemonTest, CreateReportsTheDeviceInDmsetupTerms) {
+  const json d = call({{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk0 0\n4096 100 zero"}})["device"];
+  EXPECT_EQ(d["name"], "a");
+  EXPECT_EQ(d["state"], "ACTIVE");
+  EXPECT_EQ(d["live_table"], true);
+  EXPECT_EQ(d["inactive_table"], false);
+  EXPECT_EQ(d["target_count"], 2);
+  EXPECT_EQ(d["size_sectors"], 4196);
+  EXPECT_EQ(d["event_nr"], 1);
+  const json lines = call({{"op", "table"}, {"name", "a"}})["devices"][0]["lines"];
+  EXPECT_EQ(lines, json({"0 4096 linear disk0 0", "4096 100 zero "}));
+}
+
+TEST_F(DaemonTest, FailedCreateLeavesNoDevice) {
+  auto [err, msg] = failure({{"op", "create"}, {"name", "a"}, {"table", "0 100 linear disk0 0\n100 1 linear nope 0"}});
+  EXPECT_EQ(err, ENOENT);
+  EXPECT_EQ(msg, "table line 2: linear: cannot open nope: No such file or directory");
+  EXPECT_EQ(manager().device_count(), 0U);
+  EXPECT_TRUE(call({{"op", "ls"}})["devices"].empty());
+}
+
+TEST_F(DaemonTest, CreateRefusesBadNamesDuplicatesAndQueueSettings) {
+  EXPECT_EQ(failure({{"op", "create"}, {"name", ""}, {"table", "0 8 zero"}}).second, "device name is empty");
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "a/b"}, {"table", "0 8 zero"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "create"}, {"name", ".."}, {"table", "0 8 zero"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "a b"}, {"table", "0 8 zero"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "create"}, {"name", std::string(128, 'x')}, {"table", "0 8 zero"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"queues", 0}}).second,
+            "queue count 0 out of range: must be between 1 and 64");
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"depth", 5000}}).second,
+            "queue depth 5000 out of range: must be between 1 and 4096");
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}}),
+            std::make_pair(EEXIST, std::string("device already exists")));
+}
+
+TEST_F(DaemonTest, FailedLoadLeavesBothSlotsAlone) {
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk0 0"}});
+  call({{"op", "load"}, {"name", "a"}, {"table", "0 4096 linear disk1 0"}});
+  EXPECT_NE(failure({{"op", "load"}, {"name", "a"}, {"table", "0 4096 linear disk1"}}).first, 0);
+  EXPECT_EQ(call({{"op", "table"}, {"name", "a"}})["devices"][0]["lines"][0], "0 4096 linear disk0 0");
+  EXPECT_EQ(call({{"op", "table"}, {"name", "a"}, {"inactive", true}})["devices"][0]["lines"][0],
+            "0 4096 linear disk1 0");
+  call({{"op", "clear"}, {"name", "a"}});
+  EXPECT_EQ(info("a")["inactive_table"], false);
+}
+
+TEST_F(DaemonTest, SuspendResumeAndWrongStates) {
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(call({{"op", "suspend"}, {"name", "a"}, {"noflush", true}})["device"]["state"], "SUSPENDED");
+  EXPECT_EQ(failure({{"op", "suspend"}, {"name", "a"}}),
+            std::make_pair(EBUSY, std::string("device is already suspended")));
+  EXPECT_EQ(call({{"op", "resume"}, {"name", "a"}})["device"]["state"], "ACTIVE");
+  EXPECT_EQ(failure({{"op", "resume"}, {"name", "a"}}).first, EINVAL);
+  EXPECT_EQ(info("a")["state"], "ACTIVE");
+}
+
+TEST_F(DaemonTest, RemoveRefusesASuspendedDeviceUnlessForced) {
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk0 0"}});
+  call({{"op", "suspend"}, {"name", "a"}});
+  EXPECT_EQ(failure({{"op", "remove"}, {"name", "a"}}).second, "device is suspended: resume it first, or use --force");
+  EXPECT_EQ(manager().device_count(), 1U);
+  call({{"op", "remove"}, {"name", "a"}, {"force", true}});
+  EXPECT_EQ(manager().device_count(), 0U);
+}
+
+TEST_F(DaemonTest, EveryVerbOnAMissingDeviceSaysSo) {
+  for (const char* op : {"info", "table", "status", "deps", "clear", "suspend", "resume", "remove", "wait"}) {
+    EXPECT_EQ(failure({{"op", op}, {"name", "nosuch"}}), std::make_pair(ENXIO, std::string("no such device")))
+        << op;
+  }
+  EXPECT_EQ(failure({{"op", "load"}, {"name", "nosuch"}, {"table", "0 8 zero"}}).first, ENXIO);
+  EXPECT_EQ(failure({{"op", "message"}, {"name", "nosuch"}, {"sector", 0}, {"args", {"x"}}}).first, ENXIO);
+}
+
+TEST_F(DaemonTest, UnknownOperationAndMistypedArguments) {
+  EXPECT_EQ(failure({{"op", "frobnicate"}, {"name", "nosuch"}}).second, "unknown operation 'frobnicate'");
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  EXPECT_THROW(call({{"op", "message"}, {"name", "a"}, {"sector", "zero"}, {"args", {"x"}}}), json::exception);
+}
+
+TEST_F(DaemonTest, WaitReturnsWhenTheEventNumberMoves) {
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk0 0"}});
+  const std::uint64_t seen = info("a")["event_nr"];
+  EXPECT_EQ(call({{"op", "wait"}, {"name", "a"}})["device"]["event_nr"], seen) << "no number: returns at once";
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    call({{"op", "load"}, {"name", "a"}, {"table", "0 4096 linear disk1 0"}});
+    call({{"op", "resume"}, {"name", "a"}});
+  });
+  const json d = call({{"op", "wait"}, {"name", "a"}, {"event_nr", seen}})["device"];
+  t.join();
+  EXPECT_EQ(d["event_nr"], seen + 1);
+}
+
+TEST_F(DaemonTest, PersistentMapsAreCreatedAndBrokenOnesReported) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ubdm-maps-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "maps.d");
+  std::ofstream(dir / "maps.d" / "good.table") << "# comment\n0 4096 linear disk0 0\n";
+  std::ofstream(dir / "maps.d" / "bad.table") << "0 100 linear missing 0\n";
+  std::ofstream(dir / "maps.d" / "ignored.txt") << "0 8 zero\n";
+  cfg.config_dir = dir.string();
+  EXPECT_EQ(manager().load_persistent_maps(), 1U);
+  const json devs = call({{"op", "ls"}})["devices"];
+  ASSERT_EQ(devs.size(), 1U);
+  EXPECT_EQ(devs[0]["name"], "good");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(DaemonTest, ShutdownRemovesEveryDeviceEvenSuspendedOnes) {
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  call({{"op", "create"}, {"name", "b"}, {"table", "0 8 zero"}});
+  call({{"op", "suspend"}, {"name", "b"}});
+  manager().shutdown();
+  EXPECT_EQ(manager().device_count(), 0U);
+  EXPECT_EQ(failure({{"op", "ls"}}).first, ESHUTDOWN);
+}
+
+TEST(UblkParams, FollowTheStackedLimits) {
+  IoLimits l;
+  l.logical_block_size = 4096;
+  l.physical_block_size = 4096;
+  l.io_min = 65536;
+  l.io_opt = 131072;
+  l.volatile_cache = true;
+  l.discard = true;
+  l.discard_granularity = 0;
+  const ublk::Params p = ublk::make_params(l, 1000, 512 * 1024);
+  EXPECT_EQ(p.len, sizeof(ublk::Params));
+  EXPECT_EQ(p.types, ublk::kParamBasic | ublk::kParamDiscard);
+  EXPECT_EQ(p.basic.logical_bs_shift, 12);
+  EXPECT_EQ(p.basic.physical_bs_shift, 12);
+  EXPECT_EQ(p.basic.io_min_shift, 16);
+  EXPECT_EQ(p.basic.io_opt_shift, 17);
+  EXPECT_EQ(p.basic.attrs, ublk::kAttrVolatileCache | ublk::kAttrFua);
+  EXPECT_EQ(p.basic.max_sectors, 1024U);
+  EXPECT_EQ(p.basic.dev_sectors, 1000U);
+  EXPECT_EQ(p.discard.discard_granularity, 4096U) << "at least the logical block size";
+  EXPECT_EQ(p.discard.max_discard_segments, 1);
+}
+
+TEST(UblkParams, NoDiscardParamsWhenADeviceCannotDiscardAndNoCacheFlags) {
+  IoLimits l;
+  l.discard = false;
+  const ublk::Params p = ublk::make_params(l, 8, 128 * 1024);
+  EXPECT_EQ(p.types, ublk::kParamBasic);
+  EXPECT_EQ(p.basic.attrs, 0U);
+  EXPECT_EQ(p.basic.logical_bs_shift, 9);
+  EXPECT_EQ(p.basic.io_min_shift, 9);
+  EXPECT_EQ(p.basic.max_sectors, 256U);
+}
+
+}  // namespace
+}  // namespace ubdm::daemon

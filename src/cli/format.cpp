@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+// dmsetup output formats (lvm2 libdm/dm-tools/dmsetup.c), reimplemented.
+#include "cli/format.hpp"
+
+#include <cstdint>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace ubdm::cli {
+namespace {
+
+constexpr const char* kNoDevices = "No devices found\n";
+
+// dmsetup's long info pads every label to 19 characters.
+void labelled(std::string& out, std::string_view label, std::string_view value) {
+  out += fmt::format("{:<19}{}\n", label, value);
+}
+
+std::string tables_present(bool live, bool inactive) {
+  if (live && inactive) {
+    return "LIVE & INACTIVE";
+  }
+  if (live) {
+    return "LIVE";
+  }
+  if (inactive) {
+    return "INACTIVE";
+  }
+  return "None";
+}
+
+}  // namespace
+
+std::string format_info(const nlohmann::json& reply) {
+  const auto& devices = reply.at("devices");
+  if (devices.empty()) {
+    return kNoDevices;
+  }
+  std::string out;
+  for (const auto& d : devices) {
+    labelled(out, "Name:", d.at("name").get<std::string>());
+    labelled(out, "State:", d.at("state").get<std::string>());
+    labelled(out, "Tables present:",
+             tables_present(d.at("live_table").get<bool>(), d.at("inactive_table").get<bool>()));
+    labelled(out, "Open count:", std::to_string(d.at("open_count").get<std::int64_t>()));
+    labelled(out, "Event number:", std::to_string(d.at("event_nr").get<std::uint64_t>()));
+    labelled(out, "Major, minor:",
+             fmt::format("{}, {}", d.at("major").get<std::uint32_t>(), d.at("minor").get<std::uint32_t>()));
+    labelled(out, "Number of targets:", std::to_string(d.at("target_count").get<std::uint64_t>()));
+    const std::string blockdev = d.value("blockdev", std::string());
+    labelled(out, "Block device:", blockdev.empty() ? "none" : blockdev);
+    out += '\n';
+  }
+  return out;
+}
+
+std::string format_lines(const nlohmann::json& reply, bool with_names) {
+  const auto& devices = reply.at("devices");
+  if (devices.empty()) {
+    return with_names ? kNoDevices : "";
+  }
+  std::string out;
+  for (const auto& d : devices) {
+    const std::string prefix = with_names ? d.at("name").get<std::string>() + ": " : std::string();
+    const auto& lines = d.at("lines");
+    if (lines.empty()) {
+      // dmsetup prints the (prefixed) line even when the table has no targets.
+      out += prefix + '\n';
+      continue;
+    }
+    for (const auto& line : lines) {
+      out += prefix + line.get<std::string>() + '\n';
+    }
+  }
+  return out;
+}
+
+std::string format_ls(const nlohmann::json& reply) {
+  const auto& devices = reply.at("devices");
+  if (devices.empty()) {
+    return kNoDevices;
+  }
+  std::string out;
+  for (const auto& d : devices) {
+    out += fmt::format("{}\t({}:{})\n", d.at("name").get<std::string>(), d.at("major").get<std::uint32_t>(),
+                       d.at("minor").get<std::uint32_t>());
+  }
+  return out;
+}
+
+std::string format_targets(const nlohmann::json& reply) {
+  std::string out;
+  for (const auto& t : reply.at("targets")) {
+    const auto& v = t.at("version");
+    out += fmt::format("{:<16} v{}.{}.{}\n", t.at("name").get<std::string>(), v.at(0).get<unsigned>(),
+                       v.at(1).get<unsigned>(), v.at(2).get<unsigned>());
+  }
+  return out;
+}
+
+std::string format_deps(const nlohmann::json& reply) {
+  const auto& deps = reply.at("deps");
+  std::string out = fmt::format("{} dependencies\t:", deps.size());
+  for (const auto& dep : deps) {
+    const auto major = dep.at("major").get<std::uint32_t>();
+    const auto minor = dep.at("minor").get<std::uint32_t>();
+    const std::string path = dep.value("path", std::string());
+    if (major == 0 && minor == 0 && !path.empty()) {
+      out += fmt::format(" ({})", path);
+    } else {
+      out += fmt::format(" ({}, {})", major, minor);
+    }
+  }
+  out += '\n';
+  return out;
+}
+
+std::string format_client_version(const std::string& cli_version) {
+  std::string out;
+  labelled(out, "ubdmsetup version:", cli_version);
+  return out;
+}
+
+std::string format_daemon_version(const nlohmann::json& reply) {
+  std::string out;
+  labelled(out, "ubdmd version:", reply.at("daemon_version").get<std::string>());
+  labelled(out, "Protocol version:", std::to_string(reply.at("protocol").get<int>()));
+  const std::string features = reply.value("ublk_features", std::string());
+  if (!features.empty()) {
+    labelled(out, "ublk features:", features);
+  }
+  return out;
+}
+
+std::string format_message_reply(const nlohmann::json& reply) {
+  std::string text = reply.value("reply", std::string());
+  if (!text.empty() && text.back() != '\n') {
+    text += '\n';
+  }
+  return text;
+}
+
+}  // namespace ubdm::cli

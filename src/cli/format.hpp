@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+// dmsetup-style text for ubdmd's replies. Pure functions of the reply JSON
+// (see control/protocol.hpp for its shape), so that the output formats are
+// unit-tested. A reply missing a field throws nlohmann::json::exception.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace ubdm::cli {
+
+// `info`: per device the dmsetup labels, padded so values start at column
+// 20, plus "Block device:", then a blank line. No devices: "No devices found".
+std::string format_info(const nlohmann::json& reply);
+
+// `table` / `status`: the lines of each device. With with_names (no device
+// named on the command line, as dmsetup decides) each line is prefixed
+// "<name>: ". A device without lines prints one empty line (or "<name>: "),
+// as dmsetup does. No devices: "No devices found".
+std::string format_lines(const nlohmann::json& reply, bool with_names);
+
+// `ls`: "<name>\t(<major>:<minor>)" per device, or "No devices found".
+std::string format_ls(const nlohmann::json& reply);
+
+// `targets`: "%-16s v%d.%d.%d" per target type.
+std::string format_targets(const nlohmann::json& reply);
+
+// `deps`: "<N> dependencies\t: (<major>, <minor>) ..."; a regular file
+// (major and minor 0) shows as "(<path>)".
+std::string format_deps(const nlohmann::json& reply);
+
+// `version`: the client's line (printed before the daemon is asked), then
+// the daemon's lines from its reply.
+std::string format_client_version(const std::string& cli_version);
+std::string format_daemon_version(const nlohmann::json& reply);
+
+// `message`: the target's answer, newline-terminated; nothing if empty.
+std::string format_message_reply(const nlohmann::json& reply);
+
+}  // namespace ubdm::cli

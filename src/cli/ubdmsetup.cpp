@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: MIT
+// ubdmsetup: dmsetup's verbs and output formats for ubdm devices, served by
+// ubdmd over its control socket.
+//
+// Every failure prints exactly one line, "ubdmsetup: VERB NAME: reason", on
+// stderr. Exit codes: 0 success, 1 the operation failed, 2 usage error.
+#include <unistd.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/format.hpp"
+#include "control/client.hpp"
+#include "control/protocol.hpp"
+#include "ubdm/error.hpp"
+
+#ifndef UBDM_VERSION
+#define UBDM_VERSION "unknown"
+#endif
+
+namespace ubdm::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+// A mistake on the command line: reported like any failure, exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Args {
+  std::string socket;
+  bool json = false;
+
+  std::string name;
+  std::string file;
+  std::vector<std::string> tables;
+  std::string queues;
+  std::string depth;
+  bool noflush = false;
+  std::string timeout;
+  bool force = false;
+  bool inactive = false;
+  std::string sector;
+  std::vector<std::string> words;
+  std::string event_nr;
+};
+
+// The one line of a failure. Messages are flattened to one line whatever
+// their source (a daemon message, a parser's message quoting input).
+int report(const std::string& verb, const std::string& name, std::string reason, int code) {
+  for (char& c : reason) {
+    if (c == '\n' || c == '\r') {
+      c = ' ';
+    }
+  }
+  while (!reason.empty() && reason.back() == ' ') {
+    reason.pop_back();
+  }
+  std::string where = "ubdmsetup";
+  if (!verb.empty()) {
+    where += ": " + verb;
+    if (!name.empty()) {
+      where += " " + name;
+    }
+  }
+  std::fprintf(stderr, "%s: %s\n", where.c_str(), reason.c_str());
+  return code;
+}
+
+std::string default_socket() {
+  const char* env = std::getenv("UBDM_SOCKET");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(control::kDefaultSocketPath);
+}
+
+std::optional<std::uint64_t> parse_unsigned(const std::string& s) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+unsigned bounded(const std::string& option, const std::string& value, unsigned lo, unsigned hi) {
+  const auto v = parse_unsigned(value);
+  if (!v || *v < lo || *v > hi) {
+    throw UsageError(fmt::format("{} must be a number from {} to {}, not '{}'", option, lo, hi, value));
+  }
+  return static_cast<unsigned>(*v);
+}
+
+// "--timeout SECONDS": a positive decimal number of seconds with at most
+// millisecond precision, returned in milliseconds.
+std::uint64_t timeout_ms(const std::string& value) {
+  const std::string bad = fmt::format("--timeout must be a positive number of seconds, not '{}'", value);
+  const auto dot = value.find('.');
+  const std::string whole = value.substr(0, dot);
+  std::string frac = dot == std::string::npos ? std::string() : value.substr(dot + 1);
+  if (whole.empty() && frac.empty()) {
+    throw UsageError(bad);
+  }
+  const auto secs = whole.empty() ? std::optional<std::uint64_t>(0) : parse_unsigned(whole);
+  if (!secs || *secs > 1'000'000'000ULL || frac.size() > 3 || (!frac.empty() && !parse_unsigned(frac))) {
+    throw UsageError(bad);
+  }
+  frac.resize(3, '0');
+  const std::uint64_t ms = *secs * 1000 + *parse_unsigned(frac);
+  if (ms == 0) {
+    throw UsageError(bad);
+  }
+  return ms;
+}
+
+std::string read_stream(std::istream& in, const std::string& what) {
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    throw Error(EIO, fmt::format("cannot read the table from {}", what));
+  }
+  return text.str();
+}
+
+// The table of create/load: from --table options, FILE, or stdin.
+std::string read_table(const Args& a) {
+  if (!a.tables.empty()) {
+    if (!a.file.empty()) {
+      throw UsageError("give the table either as FILE or with --table, not both");
+    }
+    // Like dmsetup's --table, one option may hold several lines separated by ';'.
+    std::string table;
+    for (const auto& t : a.tables) {
+      for (const char c : t) {
+        table += c == ';' ? '\n' : c;
+      }
+      table += '\n';
+    }
+    return table;
+  }
+  if (a.file.empty() || a.file == "-") {
+    if (a.file.empty() && ::isatty(STDIN_FILENO) == 1) {
+      throw UsageError("no table given: pass FILE, --table or a table on stdin");
+    }
+    return read_stream(std::cin, "stdin");
+  }
+  std::ifstream in(a.file);
+  if (!in) {
+    const int err = errno;
+    throw Error(err, fmt::format("cannot open table file {}: {}", a.file, errno_string(err)));
+  }
+  return read_stream(in, a.file);
+}
+
+// The request for `verb`, after local validation of its arguments.
+nlohmann::json build_request(const std::string& verb, const Args& a,
+                             const std::map<std::string, CLI::Option*>& opts) {
+  nlohmann::json req{{"op", verb}};
+  if (!a.name.empty()) {
+    req["name"] = a.name;
+  }
+  const auto given = [&](const std::string& key) {
+    return opts.count(key) != 0 && opts.at(key)->count() > 0;
+  };
+  if (verb == "create" || verb == "load") {
+    if (given("queues")) {
+      req["queues"] = bounded("--queues", a.queues, 1, 64);
+    }
+    if (given("depth")) {
+      req["depth"] = bounded("--depth", a.depth, 1, 4096);
+    }
+    req["table"] = read_table(a);
+  } else if (verb == "suspend") {
+    req["noflush"] = a.noflush;
+    if (given("timeout")) {
+      req["timeout_ms"] = timeout_ms(a.timeout);
+    }
+  } else if (verb == "remove") {
+    req["force"] = a.force;
+  } else if (verb == "table" || verb == "status") {
+    req["inactive"] = a.inactive;
+  } else if (verb == "message") {
+    const auto sector = parse_unsigned(a.sector);
+    if (!sector) {
+      throw UsageError(fmt::format("SECTOR must be an unsigned number, not '{}'", a.sector));
+    }
+    req["sector"] = *sector;
+    req["args"] = a.words;
+  } else if (verb == "wait") {
+    if (given("event_nr")) {
+      const auto nr = parse_unsigned(a.event_nr);
+      if (!nr) {
+        throw UsageError(fmt::format("EVENT_NR must be an unsigned number, not '{}'", a.event_nr));
+      }
+      req["event_nr"] = *nr;
+    }
+  }
+  return req;
+}
+
+// Text output of a successful reply; empty for verbs dmsetup runs silently.
+std::string render(const std::string& verb, const Args& a, const nlohmann::json& reply) {
+  if (verb == "info") {
+    return format_info(reply);
+  }
+  if (verb == "table" || verb == "status") {
+    return format_lines(reply, a.name.empty());
+  }
+  if (verb == "ls") {
+    return format_ls(reply);
+  }
+  if (verb == "targets") {
+    return format_targets(reply);
+  }
+  if (verb == "deps") {
+    return format_deps(reply);
+  }
+  if (verb == "message") {
+    return format_message_reply(reply);
+  }
+  return "";
+}
+
+// Writes `text` to stdout; a failed write (a full disk, a closed pipe) is a
+// failure of the command, not silence.
+void emit(const std::string& text) {
+  if (!text.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    const int err = errno;
+    throw Error(err, fmt::format("cannot write the output: {}", errno_string(err)));
+  }
+}
+
+std::string pretty(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// CLI11's messages start with a capital ("The following argument ..."); the
+// rest of the line follows ours, in lower case. Keeps "NAME is required".
+std::string usage_message(const std::string& msg) {
+  std::string out = msg;
+  if (out.size() > 1 && std::isupper(static_cast<unsigned char>(out[0])) != 0 &&
+      std::islower(static_cast<unsigned char>(out[1])) != 0) {
+    out[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(out[0])));
+  }
+  return out;
+}
+
+// The first word of argv that is not an option (nor --socket's value): the
+// verb the user meant, for messages about an unknown verb.
+std::string first_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--socket") {
+      ++i;
+      continue;
+    }
+    if (!arg.empty() && arg[0] != '-') {
+      return arg;
+    }
+  }
+  return "";
+}
+
+int run(int argc, char** argv) {
+  Args a;
+  a.socket = default_socket();
+
+  CLI::App app{"Manage ubdm devices, served through ublk by ubdmd, with dmsetup's verbs and output.",
+               "ubdmsetup"};
+  app.require_subcommand(1);
+  // Global options are accepted after the verb too: "ubdmsetup info --json".
+  app.fallthrough();
+  app.footer("Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
+  app.set_version_flag("--version", std::string("ubdmsetup version: ") + UBDM_VERSION,
+                       "print ubdmsetup's version and exit (the verb 'version' asks ubdmd too)");
+  app.add_option("--socket", a.socket,
+                 "ubdmd's control socket (default: $UBDM_SOCKET, else " +
+                     std::string(control::kDefaultSocketPath) + ")")
+      ->type_name("PATH");
+  app.add_flag("--json", a.json, "print the daemon's reply as JSON instead of text");
+
+  std::map<std::string, CLI::Option*> opts;
+  const auto name_arg = [&](CLI::App* sub, bool required) {
+    auto* opt = sub->add_option("NAME", a.name, "device name")->type_name("");
+    if (required) {
+      opt->required();
+    }
+  };
+  const auto table_args = [&](CLI::App* sub) {
+    sub->add_option("FILE", a.file, "file holding the table ('-': stdin; default: stdin)")->type_name("");
+    sub->add_option("--table", a.tables,
+                    "a table line; several lines separated by ';' or newlines; may be repeated")
+        ->type_name("LINE")
+        ->allow_extra_args(false);
+  };
+
+  auto* create = app.add_subcommand("create", "create a device with a table and activate it");
+  name_arg(create, true);
+  table_args(create);
+  opts["queues"] =
+      create->add_option("--queues", a.queues, "hardware queues of the ublk device (1-64)")->type_name("N");
+  opts["depth"] =
+      create->add_option("--depth", a.depth, "queue depth of the ublk device (1-4096)")->type_name("N");
+
+  auto* load = app.add_subcommand("load", "load a table into the inactive slot (resume makes it live)");
+  load->alias("reload");
+  name_arg(load, true);
+  table_args(load);
+
+  name_arg(app.add_subcommand("clear", "drop the inactive table"), true);
+
+  auto* suspend = app.add_subcommand("suspend", "suspend I/O to a device");
+  suspend->add_flag("--noflush", a.noflush, "do not flush outstanding I/O: park it until resume");
+  opts["timeout"] =
+      suspend->add_option("--timeout", a.timeout, "give up after SECONDS")->type_name("SECONDS");
+  name_arg(suspend, true);
+
+  name_arg(app.add_subcommand("resume", "make the inactive table live (if any) and resume I/O"), true);
+
+  auto* remove = app.add_subcommand("remove", "remove a device");
+  remove->add_flag("-f,--force", a.force, "replace the table with error targets first, failing parked I/O");
+  name_arg(remove, true);
+
+  name_arg(app.add_subcommand("info", "show device information (all devices without NAME)"), false);
+
+  auto* table = app.add_subcommand("table", "show the table (all devices without NAME)");
+  name_arg(table, false);
+  table->add_flag("--inactive", a.inactive, "show the inactive table");
+
+  auto* status = app.add_subcommand("status", "show the targets' status (all devices without NAME)");
+  name_arg(status, false);
+  status->add_flag("--inactive", a.inactive, "show the inactive table's status");
+
+  app.add_subcommand("ls", "list devices");
+  app.add_subcommand("targets", "list target types and versions");
+  name_arg(app.add_subcommand("deps", "list the devices a device depends on"), true);
+
+  auto* message = app.add_subcommand("message", "send a message to the target at SECTOR");
+  name_arg(message, true);
+  message->add_option("SECTOR", a.sector, "a sector within the target (usually 0)")
+      ->type_name("")
+      ->required();
+  message->add_option("MESSAGE", a.words, "the message words")->type_name("")->required();
+
+  auto* wait = app.add_subcommand("wait", "wait until the device's event number differs from EVENT_NR");
+  name_arg(wait, true);
+  opts["event_nr"] = wait->add_option("EVENT_NR", a.event_nr, "the event number last seen (default: current)")
+                         ->type_name("");
+
+  app.add_subcommand("version", "show the versions of ubdmsetup and ubdmd");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    const auto subs = app.get_subcommands();
+    if (subs.empty()) {
+      const std::string word = first_word(argc, argv);
+      const auto known = app.get_subcommands([&](CLI::App* sub) { return sub->check_name(word); });
+      if (!word.empty() && known.empty()) {
+        return report("", "", fmt::format("unknown verb '{}' (see ubdmsetup --help)", word), kExitUsage);
+      }
+      if (word.empty() && std::string(e.what()) == "A subcommand is required") {
+        return report("", "", "no verb given (see ubdmsetup --help)", kExitUsage);
+      }
+      return report("", "", usage_message(e.what()) + " (see ubdmsetup --help)", kExitUsage);
+    }
+    const std::string verb = subs.front()->get_name();
+    // Values are stored only once parsing succeeds; the NAME given is in the
+    // option's raw results.
+    std::string name = a.name;
+    const CLI::Option* name_opt = subs.front()->get_option_no_throw("NAME");
+    if (name.empty() && name_opt != nullptr && !name_opt->results().empty()) {
+      name = name_opt->results().front();
+    }
+    return report(verb, name, usage_message(e.what()) + fmt::format(" (see ubdmsetup {} --help)", verb),
+                  kExitUsage);
+  }
+
+  const std::string verb = app.get_subcommands().front()->get_name();
+  control::ControlClient client(a.socket);
+  try {
+    if (verb == "version") {
+      // The client's version is useful precisely when the daemon is not
+      // there, so it comes first and whatever happens next.
+      if (!a.json) {
+        emit(format_client_version(UBDM_VERSION));
+      }
+      nlohmann::json reply{{"ubdmsetup_version", UBDM_VERSION}};
+      try {
+        reply.update(client.call({{"op", "version"}}));
+      } catch (...) {
+        if (a.json) {
+          emit(pretty(reply));
+        }
+        throw;
+      }
+      emit(a.json ? pretty(reply) : format_daemon_version(reply));
+      return kExitOk;
+    }
+
+    const nlohmann::json reply = client.call(build_request(verb, a, opts));
+    std::string text;
+    try {
+      text = a.json ? pretty(reply) : render(verb, a, reply);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(EPROTO, fmt::format("invalid reply from ubdmd: {}", e.what()));
+    }
+    emit(text);
+    return kExitOk;
+  } catch (const UsageError& e) {
+    return report(verb, a.name, e.what(), kExitUsage);
+  } catch (const std::exception& e) {
+    return report(verb, a.name, e.what(), kExitFailed);
+  }
+}
+
+}  // namespace
+}  // namespace ubdm::cli
+
+int main(int argc, char** argv) {
+  try {
+    return ubdm::cli::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ubdmsetup: %s\n", e.what());
+    return 1;
+  }
+}

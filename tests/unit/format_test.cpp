@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// ubdmsetup's text formats, checked byte for byte against dmsetup's.
+#include "cli/format.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ubdm::cli {
+namespace {
+
+using nlohmann::json;
+
+json device(const std::string& name, const std::string& state, bool live, bool inactive, int major, int minor,
+            const std::string& blockdev) {
+  return json{{"name", name},      {"state", state},    {"live_table", live},   {"inactive_table", inactive},
+              {"open_count", 1},   {"event_nr", 3},     {"major", major},       {"minor", minor},
+              {"target_count", 2}, {"size_sectors", 8}, {"blockdev", blockdev}, {"ublk_id", 0},
+              {"queues", 1},       {"depth", 128}};
+}
+
+TEST(FormatTest, InfoOfOneDevice) {
+  const json reply{{"devices", {device("mp0", "ACTIVE", true, false, 259, 4, "/dev/ublkb0")}}};
+  EXPECT_EQ(format_info(reply),
+            "Name:              mp0\n"
+            "State:             ACTIVE\n"
+            "Tables present:    LIVE\n"
+            "Open count:        1\n"
+            "Event number:      3\n"
+            "Major, minor:      259, 4\n"
+            "Number of targets: 2\n"
+            "Block device:      /dev/ublkb0\n"
+            "\n");
+}
+
+TEST(FormatTest, InfoOfSeveralDevicesAndEveryTableState) {
+  const json reply{
+      {"devices",
+       {device("a", "SUSPENDED", true, true, 259, 0, "/dev/ublkb0"),
+        device("b", "ACTIVE", false, true, 0, 0, ""), device("c", "ACTIVE", false, false, 0, 0, "")}}};
+  EXPECT_EQ(format_info(reply),
+            "Name:              a\n"
+            "State:             SUSPENDED\n"
+            "Tables present:    LIVE & INACTIVE\n"
+            "Open count:        1\n"
+            "Event number:      3\n"
+            "Major, minor:      259, 0\n"
+            "Number of targets: 2\n"
+            "Block device:      /dev/ublkb0\n"
+            "\n"
+            "Name:              b\n"
+            "State:             ACTIVE\n"
+            "Tables present:    INACTIVE\n"
+            "Open count:        1\n"
+            "Event number:      3\n"
+            "Major, minor:      0, 0\n"
+            "Number of targets: 2\n"
+            "Block device:      none\n"
+            "\n"
+            "Name:              c\n"
+            "State:             ACTIVE\n"
+            "Tables present:    None\n"
+            "Open count:        1\n"
+            "Event number:      3\n"
+            "Major, minor:      0, 0\n"
+            "Number of targets: 2\n"
+            "Block device:      none\n"
+            "\n");
+}
+
+TEST(FormatTest, InfoWithoutDevices) {
+  EXPECT_EQ(format_info(json{{"devices", json::array()}}), "No devices found\n");
+}
+
+TEST(FormatTest, TableOfANamedDeviceIsItsLines) {
+  const json reply{
+      {"devices", {{{"name", "s0"}, {"lines", {"0 1024 striped 2 256 8:16 0 8:32 0", "1024 8 zero"}}}}}};
+  EXPECT_EQ(format_lines(reply, false), "0 1024 striped 2 256 8:16 0 8:32 0\n1024 8 zero\n");
+}
+
+TEST(FormatTest, TableOfAllDevicesPrefixesNames) {
+  const json reply{{"devices",
+                    {{{"name", "a"}, {"lines", {"0 8 linear 8:16 0", "8 8 error"}}},
+                     {{"name", "b"}, {"lines", {"0 100 zero"}}}}}};
+  EXPECT_EQ(format_lines(reply, true), "a: 0 8 linear 8:16 0\na: 8 8 error\nb: 0 100 zero\n");
+}
+
+TEST(FormatTest, DeviceWithoutLinesPrintsAnEmptyLineAsDmsetupDoes) {
+  const json one{{"devices", {{{"name", "a"}, {"lines", json::array()}}}}};
+  EXPECT_EQ(format_lines(one, false), "\n");
+  const json all{
+      {"devices", {{{"name", "a"}, {"lines", json::array()}}, {{"name", "b"}, {"lines", {"0 8 zero"}}}}}};
+  EXPECT_EQ(format_lines(all, true), "a: \nb: 0 8 zero\n");
+}
+
+TEST(FormatTest, TableWithoutDevices) {
+  EXPECT_EQ(format_lines(json{{"devices", json::array()}}, true), "No devices found\n");
+}
+
+TEST(FormatTest, Ls) {
+  const json reply{{"devices",
+                    {{{"name", "mp0"}, {"major", 259}, {"minor", 0}, {"blockdev", "/dev/ublkb0"}},
+                     {{"name", "s1"}, {"major", 259}, {"minor", 12}, {"blockdev", "/dev/ublkb1"}}}}};
+  EXPECT_EQ(format_ls(reply), "mp0\t(259:0)\ns1\t(259:12)\n");
+  EXPECT_EQ(format_ls(json{{"devices", json::array()}}), "No devices found\n");
+}
+
+TEST(FormatTest, Targets) {
+  const json reply{{"targets",
+                    {{{"name", "linear"}, {"version", {1, 4, 0}}},
+                     {{"name", "multipath"}, {"version", {1, 14, 0}}},
+                     {{"name", "a-very-long-target-name"}, {"version", {2, 0, 10}}}}}};
+  EXPECT_EQ(format_targets(reply),
+            "linear           v1.4.0\n"
+            "multipath        v1.14.0\n"
+            "a-very-long-target-name v2.0.10\n");
+}
+
+TEST(FormatTest, Deps) {
+  const json reply{{"deps",
+                    {{{"major", 8}, {"minor", 16}, {"path", "/dev/sdb"}},
+                     {{"major", 0}, {"minor", 0}, {"path", "/var/lib/disk.img"}},
+                     {{"major", 7}, {"minor", 0}, {"path", ""}}}}};
+  EXPECT_EQ(format_deps(reply), "3 dependencies\t: (8, 16) (/var/lib/disk.img) (7, 0)\n");
+  EXPECT_EQ(format_deps(json{{"deps", json::array()}}), "0 dependencies\t:\n");
+}
+
+TEST(FormatTest, Version) {
+  EXPECT_EQ(format_client_version("0.1.0"), "ubdmsetup version: 0.1.0\n");
+  EXPECT_EQ(format_daemon_version(json{{"daemon_version", "0.1.0"}, {"protocol", 1}, {"ublk_features", ""}}),
+            "ubdmd version:     0.1.0\n"
+            "Protocol version:  1\n");
+  EXPECT_EQ(
+      format_daemon_version(json{{"daemon_version", "0.2.0"}, {"protocol", 1}, {"ublk_features", "0x1ff"}}),
+      "ubdmd version:     0.2.0\n"
+      "Protocol version:  1\n"
+      "ublk features:     0x1ff\n");
+}
+
+TEST(FormatTest, MessageReply) {
+  EXPECT_EQ(format_message_reply(json{{"reply", ""}}), "");
+  EXPECT_EQ(format_message_reply(json{{"reply", "queue_if_no_path"}}), "queue_if_no_path\n");
+  EXPECT_EQ(format_message_reply(json{{"reply", "a\nb\n"}}), "a\nb\n");
+}
+
+TEST(FormatTest, MissingFieldsThrowJsonErrors) {
+  EXPECT_THROW((void)format_info(json::object()), json::exception);
+  EXPECT_THROW((void)format_ls(json{{"devices", {{{"name", "x"}}}}}), json::exception);
+  EXPECT_THROW((void)format_targets(json{{"targets", {{{"name", "x"}, {"version", {1}}}}}}), json::exception);
+}
+
+}  // namespace
+}  // namespace ubdm::cli

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Block-level benchmark in the test VM: fio (io_uring, O_DIRECT) on raw
+# devices, kernel dm and ubdm, all in ONE boot (under TCG only ratios within
+# one boot mean anything).
+#
+#   tools/bench/run.sh [--runtime S] [--devices LIST] [--workloads LIST]
+#                      [--bin PATH...] [--no-bin] [--keep-log FILE] [--json FILE]
+#
+#   --runtime S        seconds per fio run (default $UBDM_BENCH_RUNTIME or 8)
+#   --devices LIST     comma list, default null-raw,null-dm-linear,null-ubdm-linear;
+#                      also sda-raw, mpath-dm-rr, mpath-dm-ql, mpath-dm-st,
+#                      mpath-ubdm-rr, mpath-ubdm-ql, mpath-ubdm-st
+#                      (see tests/e2e/bench/bench.sh); env UBDM_BENCH_DEVICES
+#   --workloads LIST   comma list of <rw>-<bs>-qd<N>, default
+#                      randread-4k-qd1,randread-4k-qd32,randwrite-4k-qd32,read-128k-qd32;
+#                      env UBDM_BENCH_WORKLOADS
+#   --bin, --no-bin    as tools/vm/run.sh (default: release ubdmd, ubdmsetup)
+#   --keep-log FILE    copy the console log (with fio's JSON) to FILE
+#   --json FILE        write the parsed results as JSON to FILE
+#
+# Prints a table: device, workload, IOPS, MiB/s, mean and p99 latency (us,
+# submission to completion) and IOPS relative to the device's baseline
+# (null-raw for devices over /dev/nullb0, sda-raw for those over scsi_debug).
+set -euo pipefail
+# shellcheck source=tools/vm/common.sh
+. "$(dirname "$0")/../vm/common.sh"
+
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+runtime=${UBDM_BENCH_RUNTIME:-8}
+devices=${UBDM_BENCH_DEVICES:-null-raw,null-dm-linear,null-ubdm-linear}
+workloads=${UBDM_BENCH_WORKLOADS:-randread-4k-qd1,randread-4k-qd32,randwrite-4k-qd32,read-128k-qd32}
+keep_log='' json_out=''
+bins=()
+bins_given=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runtime) runtime=${2:?}; shift 2 ;;
+    --devices) devices=${2:?}; shift 2 ;;
+    --workloads) workloads=${2:?}; shift 2 ;;
+    --bin)
+      shift
+      bins_given=1
+      while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do bins+=("$1"); shift; done
+      ;;
+    --no-bin) bins_given=1; bins=(); shift ;;
+    --keep-log) keep_log=${2:?}; shift 2 ;;
+    --json) json_out=${2:?}; shift 2 ;;
+    -h | --help) usage ;;
+    *) vm_die "unknown argument: $1 (see --help)" ;;
+  esac
+done
+case $runtime in '' | *[!0-9]*) vm_die "--runtime takes whole seconds" ;; esac
+devices=$(tr -s ' ,' ',' <<<"$devices")
+workloads=$(tr -s ' ,' ',' <<<"$workloads")
+if [ $bins_given = 0 ]; then
+  mapfile -t bins < <(vm_default_bins)
+fi
+
+"$UBDM_ROOT/tools/vm/fetch.sh"
+mkdir -p "$UBDM_VM_WORK"
+initrd=$UBDM_VM_WORK/bench-initrd.cpio.gz
+log=$UBDM_VM_WORK/bench-console.log
+"$UBDM_ROOT/tools/vm/build-initramfs.sh" "$initrd" --bin ${bins[@]+"${bins[@]}"} --tests "$UBDM_ROOT/tests/e2e"
+
+ndev=$(tr ',' '\n' <<<"$devices" | grep -c .)
+nwl=$(tr ',' '\n' <<<"$workloads" | grep -c .)
+vm_timeout=$((ndev * nwl * (runtime + 10) + 180))
+vm_msg "bench: $ndev device(s) x $nwl workload(s) x ${runtime}s (VM time limit ${vm_timeout}s)"
+
+# Keep fio's JSON off the terminal (it is in the log).
+bench_display() {
+  awk '/UBDM-BENCH-BEGIN/ { skip = 1; sub(/UBDM-BENCH-BEGIN/, "[bench] done:"); print; fflush(); next }
+       /UBDM-BENCH-END/ { skip = 0; next }
+       !skip { print; fflush() }'
+}
+UBDM_VM_DISPLAY=bench_display
+rc=0
+vm_boot "$initrd" "$log" "$vm_timeout" \
+  "ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
+[ -z "$keep_log" ] || cp "$log" "$keep_log"
+
+python3 - "$log" "$rc" "$json_out" <<'PY'
+import json, re, sys
+
+log_path, boot_rc, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lines = open(log_path, encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
+
+results, order, base, notes = {}, [], {}, []
+done = False
+i = 0
+while i < len(lines):
+    line = lines[i]
+    m = re.search(r"UBDM-BENCH-DEVICE (\S+) (\S+) base=(\S+)", line)
+    if m:
+        base[m.group(1)] = m.group(3)
+    m = re.search(r"UBDM-BENCH-SKIP (\S+) ?(.*)", line)
+    if m:
+        notes.append(f"{m.group(1)}: skipped: {m.group(2)}")
+    m = re.search(r"UBDM-BENCH-FAIL (\S+) (\S+) ?(.*)", line)
+    if m:
+        notes.append(f"{m.group(1)} {m.group(2)}: FAILED: {m.group(3)}")
+        if m.group(2) != "-":
+            results[(m.group(1), m.group(2))] = None
+            order.append((m.group(1), m.group(2)))
+    if "UBDM-BENCH-DONE" in line:
+        done = True
+    m = re.search(r"UBDM-BENCH-BEGIN (\S+) (\S+)", line)
+    if m:
+        key = (m.group(1), m.group(2))
+        body = []
+        i += 1
+        while i < len(lines) and "UBDM-BENCH-END" not in lines[i]:
+            body.append(lines[i])
+            i += 1
+        text = "\n".join(body)
+        text = text[text.find("{"): text.rfind("}") + 1]
+        try:
+            job = json.loads(text)["jobs"][0]
+            # Mixed workloads (rw, randrw) add up reads and writes.
+            parts = [job[k] for k in ("read", "write") if job[k]["total_ios"] > 0]
+            if not parts:
+                raise ValueError("no I/O completed")
+            iops = sum(p["iops"] for p in parts)
+            bw = sum(p["bw_bytes"] for p in parts)
+            n = sum(p["total_ios"] for p in parts)
+            lats = [p.get("lat_ns") or p["clat_ns"] for p in parts]
+            mean = sum(l["mean"] * p["total_ios"] for l, p in zip(lats, parts)) / n
+            p99s = [(l.get("percentile") or {}).get("99.000000") for l in lats]
+            p99 = max(p99s) if None not in p99s else None
+            results[key] = {
+                "device": key[0], "workload": key[1],
+                "iops": iops, "mib_s": bw / 1048576.0,
+                "lat_mean_us": mean / 1000.0,
+                "lat_p99_us": p99 / 1000.0 if p99 is not None else None,
+                "errors": job.get("error", 0),
+            }
+        except Exception as e:  # noqa: BLE001 - report and go on
+            notes.append(f"{key[0]} {key[1]}: cannot parse fio JSON: {e}")
+            results[key] = None
+        order.append(key)
+    i += 1
+
+hdr = ("device", "workload", "IOPS", "MiB/s", "lat mean us", "lat p99 us", "IOPS vs base")
+rows = []
+for key in order:
+    r = results.get(key)
+    if r is None:
+        rows.append((key[0], key[1], "FAIL", "", "", "", ""))
+        continue
+    b = results.get((base.get(key[0], key[0]), key[1]))
+    ratio = f"{r['iops'] / b['iops']:.2f}x {base.get(key[0], '')}" if b and b["iops"] else ""
+    rows.append((key[0], key[1], f"{r['iops']:.0f}", f"{r['mib_s']:.1f}",
+                 f"{r['lat_mean_us']:.1f}",
+                 f"{r['lat_p99_us']:.1f}" if r["lat_p99_us"] is not None else "",
+                 ratio))
+widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)] if rows else [len(h) for h in hdr]
+fmt = "  ".join(f"{{:<{w}}}" if n < 2 or n == len(widths) - 1 else f"{{:>{w}}}" for n, w in enumerate(widths))
+print()
+print(fmt.format(*hdr))
+print(fmt.format(*("-" * w for w in widths)))
+for r in rows:
+    print(fmt.format(*r))
+ok = True
+if not rows:
+    notes.append("no results")
+    ok = False
+if any(results.get(k) is None for k in order):
+    ok = False
+if boot_rc in (124, 137):
+    notes.append("the VM timed out")
+    ok = False
+elif boot_rc != 0:
+    notes.append(f"qemu exited with status {boot_rc}")
+    ok = False
+if not done:
+    notes.append("the guest did not report completion (no UBDM-BENCH-DONE)")
+    ok = False
+for n in notes:
+    print("note:", n)
+if json_out:
+    with open(json_out, "w") as f:
+        json.dump([results[k] for k in order if results.get(k)], f, indent=2)
+print(f"console log: {log_path}")
+sys.exit(0 if ok else 1)
+PY

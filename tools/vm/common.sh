@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# Shared code for the VM tooling (tools/vm/*.sh, tools/bench/run.sh).
+# Sourced, never run. Callers use `set -euo pipefail`.
+
+UBDM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+UBDM_VM_CACHE=${UBDM_VM_CACHE:-$HOME/.cache/ubdm/vm}
+# Where run.sh and bench put the initramfs and console logs (git-ignored).
+UBDM_VM_WORK=${UBDM_VM_WORK:-$UBDM_ROOT/build/vm}
+
+# The CPU model that does not panic under multi-threaded TCG (no cx16), see
+# docs in tools/vm/README.md.
+UBDM_VM_CPU=${UBDM_VM_CPU:-qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,-cx16}
+UBDM_VM_SMP=${UBDM_VM_SMP:-2}
+UBDM_VM_MEM=${UBDM_VM_MEM:-2048}
+
+vm_msg() { printf '[vm] %s\n' "$*" >&2; }
+vm_die() { printf '[vm] error: %s\n' "$*" >&2; exit 1; }
+
+# The directory of the kernel fetch.sh prepared last (vmlinuz, modules/).
+vm_kernel_dir() {
+  local kver
+  [ -f "$UBDM_VM_CACHE/current" ] || vm_die "no kernel in $UBDM_VM_CACHE; run tools/vm/fetch.sh"
+  kver=$(cat "$UBDM_VM_CACHE/current")
+  [ -f "$UBDM_VM_CACHE/kernels/$kver/.complete" ] || vm_die "kernel cache $kver is incomplete; run tools/vm/fetch.sh"
+  printf '%s\n' "$UBDM_VM_CACHE/kernels/$kver"
+}
+
+# The ubdm binaries packed by default: the release build's, when present.
+vm_default_bins() {
+  local b
+  for b in ubdmd ubdmsetup; do
+    if [ -x "$UBDM_ROOT/build/release/$b" ]; then
+      printf '%s\n' "$UBDM_ROOT/build/release/$b"
+    fi
+  done
+}
+
+# vm_boot INITRD LOG TIMEOUT [APPEND...]
+# Boots the kernel with INITRD under `timeout`, the serial console going to
+# the terminal and to LOG. Returns qemu's status (124 on timeout).
+# UBDM_VM_INTERACTIVE=1 keeps stdin (for a shell in the guest).
+# UBDM_VM_DISPLAY names a filter (command or function) for what the terminal
+# shows; the log always gets everything.
+vm_boot() {
+  local initrd=$1 log=$2 secs=$3
+  shift 3
+  local kdir append rc=0
+  kdir=$(vm_kernel_dir)
+  append="console=ttyS0 quiet panic=-1 $*"
+  # shellcheck disable=SC2054 # the commas belong to qemu's option values
+  local qemu=(qemu-system-x86_64 -machine q35 -accel tcg,thread=multi
+    -cpu "$UBDM_VM_CPU" -smp "$UBDM_VM_SMP" -m "$UBDM_VM_MEM"
+    -nographic -no-reboot -nic none
+    -kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append")
+  vm_msg "booting: ${qemu[*]}"
+  if [ "${UBDM_VM_INTERACTIVE:-0}" = 1 ]; then
+    "${qemu[@]}" 2>&1 | tee "$log" || rc=$?
+  else
+    # --foreground: qemu stays killable with ^C; -k: SIGKILL if TERM is ignored.
+    # SeaBIOS resets the terminal and turns off line wrapping: drop escapes.
+    timeout --foreground -k 10 "$secs" "${qemu[@]}" </dev/null 2>&1 |
+      sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' | tee "$log" |
+      "${UBDM_VM_DISPLAY:-cat}" || rc=$?
+  fi
+  [ ! -t 1 ] || printf '\033[?7h'   # line wrapping back on, in any case
+  return "$rc"
+}
+
+# vm_report LOG BOOT_STATUS
+# Reads the guest's markers from LOG, prints the summary table and the final
+# "N passed, N failed[, N skipped]" line. Returns 0 only if every test that
+# started passed or was skipped and the guest reported completion.
+vm_report() {
+  local log=$1 boot_rc=$2
+  tr -d '\r' <"$log" | awk -v boot_rc="$boot_rc" '
+    function note(s) { notes[++nnotes] = s }
+    {
+      if (match($0, /UBDM-TEST-START [^ ]+/)) {
+        split(substr($0, RSTART, RLENGTH), f, " ")
+        name = f[2]
+        if (!(name in state)) { order[++n] = name }
+        state[name] = "RUNNING"; reason[name] = ""
+      }
+      if (match($0, /UBDM-TEST-RESULT [^ ]+ (PASS|FAIL|SKIP).*/)) {
+        line = substr($0, RSTART, RLENGTH)
+        split(line, f, " ")
+        name = f[2]
+        if (!(name in state)) { order[++n] = name }
+        state[name] = f[3]
+        r = line; sub(/^UBDM-TEST-RESULT [^ ]+ [A-Z]+ ?/, "", r)
+        reason[name] = r
+      }
+      if (match($0, /UBDM-TESTS-DONE passed=[0-9]+ failed=[0-9]+ skipped=[0-9]+/)) {
+        done_line = substr($0, RSTART, RLENGTH)
+      }
+      if ($0 ~ /Kernel panic - not syncing/) { panic = $0 }
+      if ($0 ~ /(BUG: |Oops: |WARNING: CPU: |INFO: task .* blocked for more than)/) { ++kwarn; if (!first_kwarn) first_kwarn = $0 }
+    }
+    END {
+      pass = 0; fail = 0; skip = 0
+      printf "\n%-40s %-7s %s\n", "test", "result", "note"
+      printf "%-40s %-7s %s\n", "----", "------", "----"
+      for (i = 1; i <= n; i++) {
+        s = order[i]
+        st = state[s]
+        if (st == "RUNNING") { st = "FAIL"; reason[s] = "no result (VM died or timed out during the test)" }
+        if (st == "PASS") pass++
+        else if (st == "SKIP") skip++
+        else fail++
+        printf "%-40s %-7s %s\n", s, st, reason[s]
+      }
+      if (n == 0) printf "(no test reported a result)\n"
+      ok = 1
+      if (panic != "") { note("kernel panic: " panic); ok = 0 }
+      if (kwarn) note("kernel reported " kwarn " BUG/Oops/WARNING/hung-task line(s), first: " first_kwarn)
+      if (boot_rc == 124 || boot_rc == 137) { note("the VM timed out (see the log)"); ok = 0 }
+      else if (boot_rc != 0) { note("qemu exited with status " boot_rc); ok = 0 }
+      if (done_line == "") { note("the guest did not report completion (no UBDM-TESTS-DONE)"); ok = 0 }
+      if (fail > 0) ok = 0
+      if (!ok && fail == 0) fail = 1   # make the failure visible in the count
+      print ""
+      for (i = 1; i <= nnotes; i++) print "note: " notes[i]
+      if (done_line != "") print "guest: " done_line
+      printf "%d passed, %d failed", pass, fail
+      if (skip > 0) printf ", %d skipped", skip
+      printf "\n"
+      exit ok ? 0 : 1
+    }'
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the Debian packages ubdm needs to build and test. Idempotent: it
-# only calls apt-get when something is missing.
+# Install the Debian packages ubdm needs to build and test, plus any package
+# names given as arguments. Idempotent: it only calls apt-get when something
+# is missing. (The test VM's own packages are installed by tools/vm/fetch.sh.)
 set -euo pipefail
 
 packages=(
@@ -8,6 +9,7 @@ packages=(
   liburing-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   util-linux   # losetup for the integration tests
+  "$@"
 )
 
 missing=()

@@ -5,6 +5,8 @@
 #   stage 1  release build: unit tests, allocation test, host integration tests
 #   stage 2  ASan+UBSan build: the same tests
 #   stage 3  microbenchmark (prints figures; asserts nothing about speed)
+#   stage 4  end-to-end tests against real ublk in the test VM (tools/vm:
+#            fetches and caches a 6.12 kernel, boots it under QEMU)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,5 +35,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 step "microbenchmark (figures only)"
 build/release/ubdm_microbench --benchmark_min_time=0.1
+
+step "end-to-end tests in the test VM (real ublk, kernel dm side by side)"
+tools/vm/run.sh --bin build/release/ubdmd build/release/ubdmsetup --timeout 1500
 
 step "all stages passed"

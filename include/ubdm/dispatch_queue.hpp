@@ -65,8 +65,9 @@ class DispatchQueue {
   void submit(Request& req);
 
   // One round of work: apply device changes, fire due timers, finish
-  // completed clones, dispatch, and flush the backend. Call after submits and
-  // after backend completions. Cheap when idle.
+  // completed clones and dispatch. Call after submits and after backend
+  // completions; then poll() (or flush()) the backend, which hands the
+  // round's I/O to the kernel. Cheap when idle.
   void run();
 
   // True if run() has work it could do right now (no need to sleep).

@@ -154,14 +154,8 @@ void DispatchQueue::run() {
     }
   }
   report_drained();
-  if (backend_ != nullptr) {
-    // A failed submit (e.g. -EBUSY with a full CQ) leaves the SQEs queued; the
-    // next round submits them again.
-    const int rc = backend_->flush();
-    if (rc < 0 && rc != -EBUSY && rc != -EAGAIN) {
-      spdlog::warn("{} queue {}: backend submit failed: {}", dev_.device_name(), id_, errno_string(rc));
-    }
-  }
+  // No flush here: the owner's next backend poll() submits what this round
+  // queued and waits in the same system call.
 }
 
 bool DispatchQueue::has_immediate_work() const {

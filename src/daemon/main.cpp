@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -53,10 +54,20 @@ int daemonize(int& ready_fd) {
     return -errno;
   }
   if (pid > 0) {
+    // Status byte, then (on failure) the error message for the terminal.
     ::close(fds[1]);
-    char status = 1;
-    const ssize_t n = ::read(fds[0], &status, 1);
-    std::_Exit(n == 1 && status == 0 ? 0 : 1);
+    std::string reply;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) {
+      reply.append(buf, static_cast<std::size_t>(n));
+    }
+    if (reply.empty() || reply[0] != 0) {
+      const std::string why = reply.size() > 1 ? reply.substr(1) : "it exited during start-up";
+      std::fprintf(stderr, "ubdmd: %s\n", why.c_str());
+      std::_Exit(1);
+    }
+    std::_Exit(0);
   }
   ::close(fds[0]);
   ready_fd = fds[1];
@@ -74,10 +85,12 @@ int daemonize(int& ready_fd) {
   return 0;
 }
 
-void report_ready(int& ready_fd, bool ok) {
+// Tell the waiting parent (see daemonize) how start-up went.
+void report_ready(int& ready_fd, bool ok, const std::string& error = {}) {
   if (ready_fd >= 0) {
-    const char status = ok ? 0 : 1;
-    (void)!::write(ready_fd, &status, 1);
+    std::string msg(1, ok ? '\0' : '\1');
+    msg += error;
+    (void)!::write(ready_fd, msg.data(), msg.size());
     ::close(ready_fd);
     ready_fd = -1;
   }
@@ -207,13 +220,9 @@ int main(int argc, char** argv) {
   try {
     return serve(o, ready_fd);
   } catch (const std::exception& e) {
+    // In the foreground spdlog prints it on stderr; detached, the parent does.
     spdlog::critical("{}", e.what());
-    if (o.foreground) {
-      // spdlog already printed it to stderr.
-    } else {
-      std::fprintf(stderr, "ubdmd: %s\n", e.what());
-    }
-    report_ready(ready_fd, false);
+    report_ready(ready_fd, false, e.what());
     return 1;
   }
 }

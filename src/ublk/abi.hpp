@@ -130,6 +130,7 @@ static_assert(offsetof(Params, devt) == 60 && offsetof(Params, zoned) == 76);
 
 // --- opcodes (ioctl-encoded, 'u'; the only form new code should use) -------
 
+inline constexpr unsigned kCmdGetQueueAffinity = _IOR('u', 0x01, CtrlCmd);
 inline constexpr unsigned kCmdGetDevInfo = _IOR('u', 0x02, CtrlCmd);
 inline constexpr unsigned kCmdAddDev = _IOWR('u', 0x04, CtrlCmd);
 inline constexpr unsigned kCmdDelDev = _IOWR('u', 0x05, CtrlCmd);
@@ -146,7 +147,7 @@ inline constexpr unsigned kIoFetchReq = _IOWR('u', 0x20, IoCmd);
 inline constexpr unsigned kIoCommitAndFetchReq = _IOWR('u', 0x21, IoCmd);
 
 // The values the kernel documents for x86-64.
-static_assert(kCmdGetDevInfo == 0x80207502U);
+static_assert(kCmdGetQueueAffinity == 0x80207501U && kCmdGetDevInfo == 0x80207502U);
 static_assert(kCmdAddDev == 0xc0207504U && kCmdDelDev == 0xc0207505U);
 static_assert(kCmdStartDev == 0xc0207506U && kCmdStopDev == 0xc0207507U);
 static_assert(kCmdSetParams == 0xc0207508U && kCmdGetParams == 0x80207509U);

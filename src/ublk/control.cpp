@@ -141,6 +141,19 @@ DevInfo Control::get_dev_info(std::uint32_t dev_id) {
   return info;
 }
 
+cpu_set_t Control::get_queue_affinity(std::uint32_t dev_id, std::uint16_t q) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  cmd.data[0] = q;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(&set);
+  cmd.len = sizeof(set);  // a multiple of sizeof(long) and at least nr_cpu_ids bits
+  check(run(kCmdGetQueueAffinity, cmd), kCmdGetQueueAffinity, dev_id, "GET_QUEUE_AFFINITY");
+  return set;
+}
+
 void Control::start_dev(std::uint32_t dev_id, pid_t daemon_pid) {
   CtrlCmd cmd{};
   cmd.dev_id = dev_id;

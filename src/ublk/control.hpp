@@ -5,6 +5,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <sched.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -33,6 +34,8 @@ class Control {
   void set_params(std::uint32_t dev_id, const Params& params);
   Params get_params(std::uint32_t dev_id);
   DevInfo get_dev_info(std::uint32_t dev_id);
+  // The CPUs whose I/O lands on queue `q` (GET_QUEUE_AFFINITY).
+  cpu_set_t get_queue_affinity(std::uint32_t dev_id, std::uint16_t q);
   // START_DEV: blocks until every queue has fetched every tag, then adds the
   // disk. Must not be called from a queue thread.
   void start_dev(std::uint32_t dev_id, pid_t daemon_pid);

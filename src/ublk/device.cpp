@@ -115,6 +115,11 @@ void Device::start() {
       cfg.depth = info_.queue_depth;
       cfg.max_io_bytes = info_.max_io_buf_bytes;
       cfg.device_name = mapped_.device_name();
+      try {
+        cfg.affinity = control_.get_queue_affinity(id_, cfg.q_id);
+      } catch (const Error& e) {
+        spdlog::warn("{}: queue {} affinity unknown: {}", mapped_.device_name(), q, e.what());
+      }
       queues_.push_back(std::make_unique<Queue>(cfg, mapped_.queue(q)));
       queues_.back()->start();
     }

@@ -2,6 +2,7 @@
 #include "ublk/queue.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -86,6 +87,12 @@ void Queue::setup() {
   // Writeback to this device depends on this thread: exempt it from
   // throttling that would wait on itself (best effort; needs CAP_SYS_RESOURCE).
   (void)::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+  if (cfg_.pin && cfg_.affinity && CPU_COUNT(&*cfg_.affinity) > 0) {
+    const int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof(cpu_set_t), &*cfg_.affinity);
+    if (rc != 0) {
+      spdlog::warn("{} queue {}: cannot pin to its CPUs: {}", cfg_.device_name, cfg_.q_id, errno_string(rc));
+    }
+  }
 
   UringBackend::Options opts;
   opts.entries = ring_entries(cfg_.depth);

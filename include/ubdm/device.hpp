@@ -115,6 +115,7 @@ class MappedDevice final : public DeviceContext {
   bool noflush_suspending() const override { return noflush_suspending_.load(std::memory_order_acquire); }
   bool suspending() const override { return suspending_.load(std::memory_order_acquire); }
   void trigger_event() override;
+  unsigned queue_count() const override { return config_.nr_queues; }
 
  private:
   friend class DispatchQueue;

@@ -159,6 +159,8 @@ class DeviceContext {
   virtual bool suspending() const = 0;
   // dm_table_event(): bump the device's event counter and wake waiters.
   virtual void trigger_event() = 0;
+  // Hardware queues of the device (targets keep per-queue state).
+  virtual unsigned queue_count() const { return 1; }
 };
 
 // Everything a target constructor gets.
@@ -168,6 +170,7 @@ struct TargetEnv {
   const Clock& clock;
   sector_t start = 0;  // the target's first sector in the table
   sector_t len = 0;    // its length in sectors
+  unsigned nr_queues = 1;  // Clone::queue_id() is below this
 };
 
 class Target {
@@ -240,6 +243,9 @@ struct TargetType {
   std::unique_ptr<Target> (*create)(TargetEnv& env, std::span<const std::string> args);
   // Singleton targets must be alone in their table (multipath).
   bool singleton = false;
+  // Immutable: a later table for the same device must use the same type,
+  // or be all `error` (dm's DM_TARGET_IMMUTABLE with the error wildcard).
+  bool immutable = false;
 };
 
 // Every target type, in one explicit list (src/targets/registry.cpp).

@@ -2,7 +2,9 @@
 // dmsetup output formats (lvm2 libdm/dm-tools/dmsetup.c), reimplemented.
 #include "cli/format.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -139,6 +141,61 @@ std::string format_message_reply(const nlohmann::json& reply) {
     text += '\n';
   }
   return text;
+}
+
+std::string format_paths(const nlohmann::json& reply) {
+  const nlohmann::json& devices = reply.at("devices");
+  if (devices.empty()) {
+    return "No multipath devices found\n";
+  }
+  std::string out;
+  for (const nlohmann::json& d : devices) {
+    const std::string npr = d.at("no_path_retry").get<std::string>();
+    std::string queueing = d.at("queue_if_no_path").get<bool>() ? "on" : "off";
+    const long remaining = d.at("recovery_remaining_ms").get<long>();
+    if (remaining >= 0) {
+      queueing += fmt::format(" ({} ms left)", remaining);
+    }
+    const unsigned interval = d.at("check_interval_s").get<unsigned>();
+    out += fmt::format("{}: {} valid path(s), queue_if_no_path {}, no_path_retry {}, checker {}\n",
+                       d.at("name").get<std::string>(), d.at("valid_paths").get<unsigned>(), queueing,
+                       npr.empty() ? "-" : npr, interval == 0 ? std::string("off") : fmt::format("every {}s", interval));
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"GROUP", "DEVICE", "PATH", "STATE", "FAILS", "CHECKER", "IN_FLIGHT", "IOS", "SELECTOR"});
+    for (const nlohmann::json& p : d.at("paths")) {
+      const unsigned g = p.at("group").get<unsigned>();
+      std::string group = std::to_string(g);
+      for (const nlohmann::json& gr : d.at("groups")) {
+        if (gr.at("number").get<unsigned>() == g) {
+          group += fmt::format(" {} {}", gr.at("state").get<std::string>(), gr.at("selector").get<std::string>());
+        }
+      }
+      rows.push_back({group, p.at("device").get<std::string>(), p.at("path").get<std::string>(),
+                      p.at("state").get<std::string>(), std::to_string(p.at("fail_count").get<unsigned>()),
+                      p.at("checker").get<std::string>(), std::to_string(p.at("in_flight").get<std::uint64_t>()),
+                      std::to_string(p.at("ios").get<std::uint64_t>()), p.at("selector_info").get<std::string>()});
+    }
+    std::vector<std::size_t> width(rows[0].size(), 0);
+    for (const auto& r : rows) {
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        width[i] = std::max(width[i], r[i].size());
+      }
+    }
+    for (const auto& r : rows) {
+      std::string line = " ";
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        line += " " + r[i];
+        if (i + 1 < r.size()) {
+          line += std::string(width[i] - r[i].size(), ' ');
+        }
+      }
+      while (!line.empty() && line.back() == ' ') {
+        line.pop_back();
+      }
+      out += line + "\n";
+    }
+  }
+  return out;
 }
 
 }  // namespace ubdm::cli

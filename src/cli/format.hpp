@@ -38,4 +38,9 @@ std::string format_daemon_version(const nlohmann::json& reply);
 // `message`: the target's answer, newline-terminated; nothing if empty.
 std::string format_message_reply(const nlohmann::json& reply);
 
+// `paths`: per multipath device a summary line, then one line per path
+// (group, device, the path as written, state, failures, checker state,
+// I/Os in flight and sent, selector info), aligned in columns.
+std::string format_paths(const nlohmann::json& reply);
+
 }  // namespace ubdm::cli

@@ -239,6 +239,9 @@ std::string render(const std::string& verb, const Args& a, const nlohmann::json&
   if (verb == "message") {
     return format_message_reply(reply);
   }
+  if (verb == "paths") {
+    return format_paths(reply);
+  }
   return "";
 }
 
@@ -372,6 +375,9 @@ int run(int argc, char** argv) {
                          ->type_name("");
 
   app.add_subcommand("version", "show the versions of ubdmsetup and ubdmd");
+  name_arg(app.add_subcommand("paths", "show multipath paths: state, failures, checker, I/O counts "
+                                       "(all multipath devices without NAME)"),
+           false);
 
   try {
     app.parse(argc, argv);

@@ -31,12 +31,22 @@
 //   message  name, sector, args: [strings]  -> reply: string (may be empty)
 //   wait     name, [event_nr=0]             -> device (returns when the device's event_nr differs from
 //                                              the one given, as dmsetup wait)
+//   paths    [name]                         -> devices: [MultipathPaths...]  (multipath devices only; a
+//                                              named device without a multipath target is EINVAL)
 //
 // DeviceInfo object:
 //   name, state ("ACTIVE" | "SUSPENDED"), live_table (bool), inactive_table (bool),
 //   open_count (int), event_nr (int), major, minor (of the block device; 0 if none),
 //   target_count, size_sectors, blockdev ("/dev/ublkbN" or ""), ublk_id (int, -1 if none),
 //   queues, depth.
+//
+// MultipathPaths object:
+//   name, queue_if_no_path (bool), valid_paths, no_path_retry ("" | "fail" | "queue" | count),
+//   recovery_remaining_ms (-1 unless no_path_retry is counting down), check_interval_s (0: off),
+//   groups: [{number, state ("A" | "E" | "D"), selector}],
+//   paths: [{group, device ("maj:min"), path (as in the table), state ("active" | "failed"),
+//            fail_count, checker ("ready" | "faulty" | "i/o pending" | "i/o timeout" | "unchecked" |
+//            "none"), in_flight, ios, selector_info (the selector's INFO words)}]
 #pragma once
 
 #include <cstddef>

@@ -61,6 +61,21 @@ MappedDevice::~MappedDevice() = default;
 // Tables
 
 void MappedDevice::load(const std::vector<TableLine>& lines) {
+  // dm's immutable rule, checked before anything is opened: a device whose
+  // live table has an immutable type keeps that type (or becomes all error).
+  if (const TablePtr live = live_table()) {
+    for (std::size_t i = 0; i < live->target_count(); ++i) {
+      const TargetType* type = find_target_type(live->target(i).type_name());
+      if (type == nullptr || !type->immutable) {
+        continue;
+      }
+      for (const TableLine& l : lines) {
+        if (l.type != type->name && l.type != "error") {
+          fail_invalid("can't replace immutable target type {} with {}", type->name, l.type);
+        }
+      }
+    }
+  }
   // Build completely before touching the slot: a failure leaves both slots as they were.
   std::shared_ptr<const Table> table = Table::build(lines, opener_, *this, clock_);
   inactive_ = std::move(table);

@@ -124,7 +124,7 @@ std::unique_ptr<Table> Table::build(const std::vector<TableLine>& input, DeviceO
   std::unique_ptr<Table> table(new Table());
   for (const TableLine* l : lines) {
     const TargetType* type = find_target_type(l->type);
-    TargetEnv env{opener, device, clock, l->start, l->len};
+    TargetEnv env{opener, device, clock, l->start, l->len, device.queue_count()};
     std::unique_ptr<Target> t;
     try {
       t = type->create(env, l->args);

@@ -17,6 +17,7 @@
 
 #include "control/protocol.hpp"
 #include "daemon/openers.hpp"
+#include "targets/multipath/multipath.hpp"
 #include "ubdm/error.hpp"
 #include "ubdm/table.hpp"
 
@@ -116,7 +117,7 @@ json DeviceManager::handle(const json& req) {
   const std::string op = req.at("op").get<std::string>();
   static const std::set<std::string> kVerbs = {"version", "create", "load",    "clear", "suspend", "resume",
                                                "remove",  "info",   "table",   "status", "ls",     "targets",
-                                               "deps",    "message", "wait"};
+                                               "deps",    "message", "wait",   "paths"};
   if (kVerbs.count(op) == 0) {
     fail_invalid("unknown operation '{}'", op);
   }
@@ -153,6 +154,28 @@ json DeviceManager::handle(const json& req) {
       types.push_back({{"name", t.name}, {"version", {t.version[0], t.version[1], t.version[2]}}});
     }
     return {{"targets", types}};
+  }
+  if (op == "paths") {
+    const auto name = optional_arg<std::string>(req, "name");
+    std::vector<std::pair<std::string, ManagedPtr>> devs;
+    if (name) {
+      devs.emplace_back(*name, find(*name));
+    } else {
+      devs = all();
+    }
+    json out = json::array();
+    for (auto& [n, d] : devs) {
+      std::lock_guard lock(d->op_mutex);
+      json one = paths_of(*d);
+      if (one.is_null()) {
+        if (name) {
+          fail_invalid("device has no multipath target");
+        }
+        continue;
+      }
+      out.push_back(std::move(one));
+    }
+    return {{"devices", out}};
   }
   if (op == "info" || op == "table" || op == "status") {
     const auto name = optional_arg<std::string>(req, "name");
@@ -362,6 +385,42 @@ json DeviceManager::info_of(Managed& d) const {
           {"ublk_id", d.kernel ? static_cast<std::int64_t>(d.kernel->id()) : -1},
           {"queues", d.mapped->nr_queues()},
           {"depth", d.mapped->config().queue_depth}};
+}
+
+json DeviceManager::paths_of(Managed& d) const {
+  const TablePtr t = d.mapped->live_table();
+  if (!t || t->target_count() != 1) {
+    return nullptr;
+  }
+  const auto* mp = dynamic_cast<const mpath::MultipathTarget*>(&t->target(0));
+  if (mp == nullptr) {
+    return nullptr;
+  }
+  const mpath::MultipathReport r = mp->report();
+  json groups = json::array();
+  for (const auto& g : r.groups) {
+    groups.push_back({{"number", g.number}, {"state", std::string(1, g.state)}, {"selector", g.selector}});
+  }
+  json paths = json::array();
+  for (const auto& p : r.paths) {
+    paths.push_back({{"group", p.group},
+                     {"device", p.device},
+                     {"path", p.given},
+                     {"state", p.active ? "active" : "failed"},
+                     {"fail_count", p.fail_count},
+                     {"checker", p.checker},
+                     {"in_flight", p.in_flight},
+                     {"ios", p.ios},
+                     {"selector_info", p.selector_info}});
+  }
+  return {{"name", d.mapped->device_name()},
+          {"queue_if_no_path", r.queue_if_no_path},
+          {"valid_paths", r.valid_paths},
+          {"no_path_retry", r.no_path_retry},
+          {"recovery_remaining_ms", r.recovery_remaining_ms},
+          {"check_interval_s", r.check_interval_s},
+          {"groups", groups},
+          {"paths", paths}};
 }
 
 json DeviceManager::lines_of(Managed& d, StatusType type, bool inactive) const {

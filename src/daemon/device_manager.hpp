@@ -78,6 +78,7 @@ class DeviceManager {
   void remove(const std::string& name, bool force);
   nlohmann::json info_of(Managed& d) const;
   nlohmann::json lines_of(Managed& d, StatusType type, bool inactive) const;
+  nlohmann::json paths_of(Managed& d) const;  // null if not a multipath device
   nlohmann::json wait(const ManagedPtr& d, std::optional<std::uint64_t> event_nr);
   ManagedPtr find(const std::string& name) const;
   std::vector<std::pair<std::string, ManagedPtr>> all() const;

@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 
+#include "targets/multipath/multipath.hpp"
 #include "targets/targets.hpp"
 #include "ubdm/error.hpp"
 
@@ -19,6 +20,7 @@ const std::array kTargetTypes{
     TargetType{"zero", {1, 0, 0}, create_zero_target},
     TargetType{"delay", {1, 0, 0}, create_delay_target},
     TargetType{"flakey", {1, 0, 0}, create_flakey_target},
+    TargetType{"multipath", {1, 0, 0}, mpath::create_multipath_target, /*singleton=*/true, /*immutable=*/true},
 };
 
 // Types added at run time (tests, embedders). A deque keeps pointers stable.

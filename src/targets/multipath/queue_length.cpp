@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// queue-length (drivers/md/dm-ps-queue-length.c, 0.2.0): pick the valid path
+// with the fewest in-flight I/Os. The list is walked in order, a path replaces
+// the best so far only if it has strictly fewer, and the walk stops at the
+// first idle path; the chosen path moves to the end of the list, so ties go
+// to the least recently chosen.
+//   selector args: none (the kernel ignores any it is given)
+//   per-path args: [<repeat_count>], default 1; above 1 is deprecated and
+//                  replaced by 1 (table_args 1, printed back normalised)
+//   INFO per path: "<in-flight I/Os> " (info_args 1)
+// Per queue: each queue counts the I/Os it has in flight on each path and
+// balances its own share; INFO prints the sum over the queues.
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "targets/multipath/selector_common.hpp"
+
+namespace ubdm::mpath {
+namespace {
+
+constexpr std::string_view kName = "queue-length";
+
+class QueueLengthQueue final : public SelectorQueue {
+ public:
+  explicit QueueLengthQueue(std::span<SelectorPath* const> paths)
+      : order_(paths, PathOrder::Reinstated::kToTail), in_flight_(paths.size()) {}
+
+  int select_path(std::uint64_t /*bytes*/) override {
+    order_.sync();
+    std::size_t best_pos = 0;
+    int best = -1;
+    std::uint64_t best_len = 0;
+    for (std::size_t pos = 0; pos < order_.size(); ++pos) {
+      if (!order_.valid_at(pos)) {
+        continue;
+      }
+      const std::uint32_t idx = order_.at(pos);
+      const std::uint64_t len = in_flight_[idx].load(std::memory_order_relaxed);
+      if (best < 0 || len < best_len) {
+        best = static_cast<int>(idx);
+        best_pos = pos;
+        best_len = len;
+      }
+      if (best_len == 0) {
+        break;  // nothing beats an idle path
+      }
+    }
+    if (best >= 0) {
+      order_.move_to_tail(best_pos);
+    }
+    return best;
+  }
+
+  void start_io(unsigned path, std::uint64_t /*bytes*/) override { relaxed_add(in_flight_[path], 1); }
+  void end_io(unsigned path, std::uint64_t /*bytes*/, std::uint64_t /*start_ns*/,
+              std::uint64_t /*now_ns*/) override {
+    relaxed_sub(in_flight_[path], 1);
+  }
+
+  // Control thread (status).
+  std::uint64_t in_flight(unsigned path) const { return in_flight_[path].load(std::memory_order_relaxed); }
+
+ private:
+  PathOrder order_;
+  std::vector<std::atomic<std::uint64_t>> in_flight_;  // by path index; written by this queue only
+};
+
+class QueueLength final : public Selector {
+ public:
+  QueueLength(unsigned nr_queues, std::vector<SelectorPath*> paths)
+      : Selector(std::move(paths)), repeat_count_(this->paths().size(), 1) {
+    queues_.reserve(nr_queues);
+    for (unsigned q = 0; q < nr_queues; ++q) {
+      queues_.push_back(std::make_unique<QueueLengthQueue>(this->paths()));
+    }
+  }
+
+  std::string_view name() const override { return kName; }
+
+  void add_path(unsigned index, std::span<const std::string> args) override {
+    check_path_index(*this, index);
+    ArgReader in("queue-length ps", args);
+    expect_at_most(in, 1, "per-path", "[<repeat_count>]");
+    repeat_count_[index] = read_repeat_count(in, true);
+  }
+
+  SelectorQueue& queue(unsigned q) override { return *queues_.at(q); }
+
+  std::string group_status(StatusType /*type*/) const override { return "0 "; }
+  std::string path_status(unsigned index, StatusType type) const override {
+    check_path_index(*this, index);
+    if (type == StatusType::kInfo) {
+      std::uint64_t sum = 0;
+      for (const auto& q : queues_) {
+        sum += q->in_flight(index);
+      }
+      return fmt::format("{} ", sum);
+    }
+    return fmt::format("{} ", repeat_count_[index]);
+  }
+  unsigned info_args() const override { return 1; }
+  unsigned table_args() const override { return 1; }
+
+ private:
+  std::vector<std::uint32_t> repeat_count_;  // by path index, normalised
+  std::vector<std::unique_ptr<QueueLengthQueue>> queues_;
+};
+
+}  // namespace
+
+std::unique_ptr<Selector> create_queue_length(std::span<const std::string> /*args*/, unsigned nr_queues,
+                                              std::vector<SelectorPath*> paths) {
+  // ql_create ignores its arguments.
+  return std::make_unique<QueueLength>(nr_queues, std::move(paths));
+}
+
+}  // namespace ubdm::mpath

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+// round-robin (drivers/md/dm-ps-round-robin.c, 1.2.0): every selection takes
+// the first valid path and moves it to the end of the list.
+//   selector args: none (the kernel ignores any it is given)
+//   per-path args: [<repeat_count>], default 1; above 1 is deprecated and
+//                  replaced by 1 (table_args 1, printed back normalised)
+//   INFO per path: nothing (info_args 0)
+// Per queue: each queue rotates over its own copy of the list, so the queues
+// together spread I/O evenly without sharing a cursor. A reinstated path goes
+// to the head of the list (the kernel's list_move), so it is used next.
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "targets/multipath/selector_common.hpp"
+
+namespace ubdm::mpath {
+namespace {
+
+constexpr std::string_view kName = "round-robin";
+
+class RoundRobinQueue final : public SelectorQueue {
+ public:
+  explicit RoundRobinQueue(std::span<SelectorPath* const> paths)
+      : order_(paths, PathOrder::Reinstated::kToHead) {}
+
+  int select_path(std::uint64_t /*bytes*/) override {
+    order_.sync();
+    for (std::size_t pos = 0; pos < order_.size(); ++pos) {
+      if (order_.valid_at(pos)) {
+        const std::uint32_t idx = order_.at(pos);
+        order_.move_to_tail(pos);
+        return static_cast<int>(idx);
+      }
+    }
+    return -1;
+  }
+  void start_io(unsigned /*path*/, std::uint64_t /*bytes*/) override {}
+  void end_io(unsigned /*path*/, std::uint64_t /*bytes*/, std::uint64_t /*start_ns*/,
+              std::uint64_t /*now_ns*/) override {}
+
+ private:
+  PathOrder order_;
+};
+
+class RoundRobin final : public Selector {
+ public:
+  RoundRobin(unsigned nr_queues, std::vector<SelectorPath*> paths)
+      : Selector(std::move(paths)), repeat_count_(this->paths().size(), 1) {
+    queues_.reserve(nr_queues);
+    for (unsigned q = 0; q < nr_queues; ++q) {
+      queues_.push_back(std::make_unique<RoundRobinQueue>(this->paths()));
+    }
+  }
+
+  std::string_view name() const override { return kName; }
+
+  void add_path(unsigned index, std::span<const std::string> args) override {
+    check_path_index(*this, index);
+    ArgReader in("round-robin ps", args);
+    expect_at_most(in, 1, "per-path", "[<repeat_count>]");
+    repeat_count_[index] = read_repeat_count(in, true);
+  }
+
+  SelectorQueue& queue(unsigned q) override { return *queues_.at(q); }
+
+  std::string group_status(StatusType /*type*/) const override { return "0 "; }
+  std::string path_status(unsigned index, StatusType type) const override {
+    check_path_index(*this, index);
+    if (type == StatusType::kInfo) {
+      return {};
+    }
+    return fmt::format("{} ", repeat_count_[index]);
+  }
+  unsigned info_args() const override { return 0; }
+  unsigned table_args() const override { return 1; }
+
+ private:
+  std::vector<std::uint32_t> repeat_count_;  // by path index, normalised
+  std::vector<std::unique_ptr<RoundRobinQueue>> queues_;
+};
+
+}  // namespace
+
+std::unique_ptr<Selector> create_round_robin(std::span<const std::string> /*args*/, unsigned nr_queues,
+                                             std::vector<SelectorPath*> paths) {
+  // rr_create ignores its arguments; so do we, so that tables the kernel
+  // accepts load here too.
+  return std::make_unique<RoundRobin>(nr_queues, std::move(paths));
+}
+
+}  // namespace ubdm::mpath

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+// Private to the path selectors (and their unit tests): the factories behind
+// create_selector, the per-queue path order that mirrors the kernel's
+// valid_paths list, argument helpers and the time source of
+// historical-service-time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "targets/multipath/path_selector.hpp"
+#include "targets/target_args.hpp"
+
+namespace ubdm::mpath {
+
+// Monotonic nanoseconds, read by a selector that needs "now" while selecting
+// (historical-service-time, as the kernel reads sched_clock() in
+// hst_select_path). It must be the clock that end_io's start_ns and now_ns
+// come from. now_ns() is called on queue threads: no lock, no allocation.
+class NsClock {
+ public:
+  virtual ~NsClock() = default;
+  virtual std::uint64_t now_ns() const = 0;
+};
+
+// CLOCK_MONOTONIC in nanoseconds.
+const NsClock& monotonic_ns_clock();
+
+// One factory per selector (create_selector's registry). Each throws
+// ubdm::Error for bad selector arguments.
+std::unique_ptr<Selector> create_round_robin(std::span<const std::string> args, unsigned nr_queues,
+                                             std::vector<SelectorPath*> paths);
+std::unique_ptr<Selector> create_queue_length(std::span<const std::string> args, unsigned nr_queues,
+                                              std::vector<SelectorPath*> paths);
+std::unique_ptr<Selector> create_service_time(std::span<const std::string> args, unsigned nr_queues,
+                                              std::vector<SelectorPath*> paths);
+// `clock` must outlive the selector; tests pass a manual one.
+std::unique_ptr<Selector> create_historical_service_time(std::span<const std::string> args,
+                                                         unsigned nr_queues, std::vector<SelectorPath*> paths,
+                                                         const NsClock& clock);
+
+// The kernel selectors keep their valid paths in a list and move the path
+// they pick to the tail, which is what breaks ties in favour of the least
+// recently used path; a reinstated path re-enters at the tail (queue-length,
+// service-time, historical-service-time: list_move_tail) or at the head
+// (round-robin: list_move). PathOrder is one queue's copy of that list: every
+// path in table order, failed ones left where they were (they are skipped by
+// the validity check, so the relative order of the valid ones is the
+// kernel's). Reinstates are noticed through SelectorPath::reinstate_count at
+// the next sync(). Queue thread only; allocates only in the constructor.
+class PathOrder {
+ public:
+  enum class Reinstated : std::uint8_t { kToHead, kToTail };
+
+  PathOrder(std::span<SelectorPath* const> paths, Reinstated where);
+
+  // Move the paths reinstated since the last call to the head or tail. Call
+  // at the start of every selection.
+  void sync();
+
+  std::size_t size() const { return order_.size(); }
+  // The path index at list position `pos`.
+  std::uint32_t at(std::size_t pos) const { return order_[pos]; }
+  bool valid_at(std::size_t pos) const { return paths_[order_[pos]]->valid.load(std::memory_order_relaxed); }
+  // list_move_tail: the path at `pos` becomes the last.
+  void move_to_tail(std::size_t pos);
+
+ private:
+  void move_to_head(std::size_t pos);
+
+  std::span<SelectorPath* const> paths_;
+  std::vector<std::uint32_t> order_;  // path indices, list order
+  std::vector<std::uint32_t> seen_;   // by path index: reinstate_count at the last sync
+  Reinstated where_;
+};
+
+// Throw unless `in` holds at most `max` arguments; `usage` names them. For
+// per-path arguments (`what` = "per-path") and selector arguments ("selector").
+void expect_at_most(const ArgReader& in, std::size_t max, std::string_view what, std::string_view usage);
+
+// Throw unless `index` is a path of `sel` (add_path's contract).
+void check_path_index(const Selector& sel, unsigned index);
+
+// Per-path repeat_count ("[<repeat_count>]" for every kernel selector):
+// an unsigned 32-bit decimal, default 1. `selector` names the selector in
+// messages ("round-robin ps"). With `deprecated_above_one` (round-robin,
+// queue-length, service-time) a value above 1 is logged as the kernel does
+// and replaced by 1; historical-service-time keeps what it is given.
+std::uint32_t read_repeat_count(ArgReader& in, bool deprecated_above_one);
+
+// For status(): the relaxed atomics below are written by one queue thread
+// each, so a plain load + store is enough and avoids a locked RMW.
+inline void relaxed_add(std::atomic<std::uint64_t>& a, std::uint64_t d) {
+  a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
+inline void relaxed_sub(std::atomic<std::uint64_t>& a, std::uint64_t d) {
+  a.store(a.load(std::memory_order_relaxed) - d, std::memory_order_relaxed);
+}
+
+}  // namespace ubdm::mpath

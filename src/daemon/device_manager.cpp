@@ -518,6 +518,12 @@ void DeviceManager::shutdown() {
       if (md.info().state != DeviceState::kActive) {
         md.resume();  // let the kernel's final flush through
       }
+      // As multipathd's queue_without_daemon no: I/O queued for lack of a path
+      // would otherwise hold the kernel's final flush (and this daemon) forever.
+      if (const TablePtr t = md.live_table();
+          t && t->target_count() == 1 && dynamic_cast<const mpath::MultipathTarget*>(&t->target(0)) != nullptr) {
+        md.message(0, {"fail_if_no_path"});
+      }
       stop_and_destroy(name, *d);
       spdlog::info("{}: removed at shutdown", name);
     } catch (const std::exception& e) {

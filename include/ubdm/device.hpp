@@ -139,8 +139,9 @@ class MappedDevice final : public DeviceContext {
   const Clock& clock_;
   std::vector<std::unique_ptr<DispatchQueue>> queues_;
 
-  TablePtr inactive_;
-  DeviceState state_ = DeviceState::kSuspended;
+  TablePtr inactive_;  // guarded by gate_mutex_: status readers run beside control verbs
+  // Written by the control thread; read by status queries from any thread.
+  std::atomic<DeviceState> state_{DeviceState::kSuspended};
   unsigned suspend_flags_ = 0;
 
   mutable std::mutex gate_mutex_;

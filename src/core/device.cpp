@@ -78,17 +78,25 @@ void MappedDevice::load(const std::vector<TableLine>& lines) {
   }
   // Build completely before touching the slot: a failure leaves both slots as they were.
   std::shared_ptr<const Table> table = Table::build(lines, opener_, *this, clock_);
+  std::lock_guard lock(gate_mutex_);
   inactive_ = std::move(table);
 }
 
-void MappedDevice::clear_inactive() { inactive_.reset(); }
+void MappedDevice::clear_inactive() {
+  TablePtr old;
+  std::lock_guard lock(gate_mutex_);
+  old.swap(inactive_);  // destroyed after the lock is released
+}
 
 TablePtr MappedDevice::live_table() const {
   std::lock_guard lock(gate_mutex_);
   return gate_.table;
 }
 
-TablePtr MappedDevice::inactive_table() const { return inactive_; }
+TablePtr MappedDevice::inactive_table() const {
+  std::lock_guard lock(gate_mutex_);
+  return inactive_;
+}
 
 sector_t MappedDevice::size_sectors() const {
   const TablePtr t = live_table();
@@ -220,7 +228,8 @@ void MappedDevice::resume(std::chrono::milliseconds suspend_timeout) {
     fail(EBUSY, "a suspend is in progress");
   }
   const TablePtr live = live_table();
-  if (!inactive_) {
+  const TablePtr inactive = inactive_table();
+  if (!inactive) {
     if (!live) {
       fail(EINVAL, "device has no table: load one first");
     }
@@ -232,7 +241,7 @@ void MappedDevice::resume(std::chrono::milliseconds suspend_timeout) {
     suspend(0, suspend_timeout);
   }
 
-  const TablePtr next = inactive_ ? inactive_ : live;
+  const TablePtr next = inactive ? inactive : live;
   for (std::size_t i = 0; i < next->target_count(); ++i) {
     Target& t = next->target(i);
     const int rc = t.preresume();
@@ -241,13 +250,13 @@ void MappedDevice::resume(std::chrono::milliseconds suspend_timeout) {
       fail(-rc, "target {} ({}) refused to resume: {}", i, t.type_name(), errno_string(rc));
     }
   }
-  const bool swap = static_cast<bool>(inactive_);
+  const bool swap = static_cast<bool>(inactive);
   for_each_target(next, [](Target& t) { t.resume(); });
   suspending_.store(false, std::memory_order_release);
   state_ = DeviceState::kActive;
   publish(DispatchQueue::Mode::kRunning, swap);
   if (swap) {
-    inactive_.reset();
+    clear_inactive();
     trigger_event();
   }
 }
@@ -271,7 +280,7 @@ std::string MappedDevice::message(sector_t sector, const std::vector<std::string
 }
 
 std::vector<std::string> MappedDevice::status_lines(StatusType type, bool inactive) const {
-  const TablePtr t = inactive ? inactive_ : live_table();
+  const TablePtr t = inactive ? inactive_table() : live_table();
   return t ? t->status_lines(type) : std::vector<std::string>{};
 }
 
@@ -281,7 +290,7 @@ DeviceInfo MappedDevice::info() const {
   i.name = name_;
   i.state = state_;
   i.live_table = static_cast<bool>(live);
-  i.inactive_table = static_cast<bool>(inactive_);
+  i.inactive_table = static_cast<bool>(inactive_table());
   i.event_nr = event_nr();
   i.target_count = live ? live->target_count() : 0;
   i.size_sectors = live ? live->size() : 0;

@@ -165,7 +165,13 @@ json DeviceManager::handle(const json& req) {
     }
     json out = json::array();
     for (auto& [n, d] : devs) {
-      std::lock_guard lock(d->op_mutex);
+      std::shared_lock lock(d->life_mutex);
+      if (d->removed) {
+        if (name) {
+          fail(ENXIO, "no such device");
+        }
+        continue;
+      }
       json one = paths_of(*d);
       if (one.is_null()) {
         if (name) {
@@ -188,7 +194,13 @@ json DeviceManager::handle(const json& req) {
     const bool inactive = optional_arg<bool>(req, "inactive").value_or(false);
     json out = json::array();
     for (auto& [n, d] : devs) {
-      std::lock_guard lock(d->op_mutex);
+      std::shared_lock lock(d->life_mutex);
+      if (d->removed) {
+        if (name) {
+          fail(ENXIO, "no such device");
+        }
+        continue;
+      }
       if (op == "info") {
         out.push_back(info_of(*d));
       } else {
@@ -203,6 +215,19 @@ json DeviceManager::handle(const json& req) {
   const ManagedPtr d = find(name);
   if (op == "wait") {
     return {{"device", wait(d, optional_arg<std::uint64_t>(req, "event_nr"))}};
+  }
+  if (op == "deps") {
+    std::shared_lock lock(d->life_mutex);
+    if (d->removed) {
+      fail(ENXIO, "no such device");
+    }
+    json deps = json::array();
+    if (const TablePtr t = d->mapped->live_table()) {
+      for (const BlockDevice* dev : t->devices()) {
+        deps.push_back({{"major", major(dev->rdev())}, {"minor", minor(dev->rdev())}, {"path", dev->path()}});
+      }
+    }
+    return {{"deps", deps}};
   }
   std::lock_guard lock(d->op_mutex);
   if (d->removed) {
@@ -229,15 +254,6 @@ json DeviceManager::handle(const json& req) {
     md.resume();
     spdlog::info("{}: resumed", name);
     return {{"device", info_of(*d)}};
-  }
-  if (op == "deps") {
-    json deps = json::array();
-    if (const TablePtr t = md.live_table()) {
-      for (const BlockDevice* dev : t->devices()) {
-        deps.push_back({{"major", major(dev->rdev())}, {"minor", minor(dev->rdev())}, {"path", dev->path()}});
-      }
-    }
-    return {{"deps", deps}};
   }
   if (op == "message") {
     std::vector<std::string> args = req.at("args").get<std::vector<std::string>>();
@@ -320,8 +336,10 @@ void DeviceManager::stop_and_destroy(const std::string& name, Managed& d) {
   remove_link(name);
   if (d.kernel) {
     d.kernel->stop();
-    d.kernel.reset();
   }
+  // Readers hold life_mutex shared; wait for them before freeing.
+  std::unique_lock lock(d.life_mutex);
+  d.kernel.reset();
   d.mapped.reset();
 }
 
@@ -356,16 +374,15 @@ json DeviceManager::wait(const ManagedPtr& d, std::optional<std::uint64_t> event
   // returns at once on any device that has had an event.
   const std::uint64_t seen = event_nr.value_or(0);
   // Sleep in slices so that a removal or a shutdown ends the wait.
-  while (d->mapped->wait_event(seen, 200ms) == seen) {
+  for (;;) {
+    std::shared_lock lock(d->life_mutex);
     if (d->removed || shutting_down_) {
       fail(ENXIO, "device was removed while waiting");
     }
+    if (d->mapped->wait_event(seen, 200ms) != seen) {
+      return info_of(*d);
+    }
   }
-  std::lock_guard lock(d->op_mutex);
-  if (d->removed) {
-    fail(ENXIO, "device was removed while waiting");
-  }
-  return info_of(*d);
 }
 
 json DeviceManager::info_of(Managed& d) const {

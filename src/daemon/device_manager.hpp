@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 
@@ -65,7 +66,12 @@ class DeviceManager {
 
  private:
   struct Managed {
-    std::mutex op_mutex;  // one control verb at a time on this device
+    // Mutating verbs (load, suspend, resume, message, remove, ...) take
+    // op_mutex, one at a time. Read-only verbs (info, table, status, paths,
+    // deps, wait) take life_mutex shared, so they answer during a long
+    // suspend; destruction takes life_mutex exclusively.
+    std::mutex op_mutex;
+    std::shared_mutex life_mutex;
     std::unique_ptr<MappedDevice> mapped;
     std::unique_ptr<ublk::Device> kernel;
     std::atomic<bool> removed{false};

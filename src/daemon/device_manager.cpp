@@ -156,58 +156,22 @@ json DeviceManager::handle(const json& req) {
     return {{"targets", types}};
   }
   if (op == "paths") {
-    const auto name = optional_arg<std::string>(req, "name");
-    std::vector<std::pair<std::string, ManagedPtr>> devs;
-    if (name) {
-      devs.emplace_back(*name, find(*name));
-    } else {
-      devs = all();
-    }
-    json out = json::array();
-    for (auto& [n, d] : devs) {
-      std::shared_lock lock(d->life_mutex);
-      if (d->removed) {
-        if (name) {
-          fail(ENXIO, "no such device");
-        }
-        continue;
-      }
-      json one = paths_of(*d);
-      if (one.is_null()) {
-        if (name) {
-          fail_invalid("device has no multipath target");
-        }
-        continue;
-      }
-      out.push_back(std::move(one));
-    }
-    return {{"devices", out}};
+    return {{"devices", collect(req, [this](Managed& d, bool named) {
+               json one = paths_of(d);
+               if (one.is_null() && named) {
+                 fail_invalid("device has no multipath target");
+               }
+               return one;
+             })}};
   }
   if (op == "info" || op == "table" || op == "status") {
-    const auto name = optional_arg<std::string>(req, "name");
-    std::vector<std::pair<std::string, ManagedPtr>> devs;
-    if (name) {
-      devs.emplace_back(*name, find(*name));
-    } else {
-      devs = all();
-    }
     const bool inactive = optional_arg<bool>(req, "inactive").value_or(false);
-    json out = json::array();
-    for (auto& [n, d] : devs) {
-      std::shared_lock lock(d->life_mutex);
-      if (d->removed) {
-        if (name) {
-          fail(ENXIO, "no such device");
-        }
-        continue;
-      }
-      if (op == "info") {
-        out.push_back(info_of(*d));
-      } else {
-        out.push_back(lines_of(*d, op == "table" ? StatusType::kTable : StatusType::kInfo, inactive));
-      }
-    }
-    return {{"devices", out}};
+    return {{"devices", collect(req, [&](Managed& d, bool) {
+               if (op == "info") {
+                 return info_of(d);
+               }
+               return lines_of(d, op == "table" ? StatusType::kTable : StatusType::kInfo, inactive);
+             })}};
   }
 
   // The remaining verbs name one device.
@@ -265,6 +229,31 @@ json DeviceManager::handle(const json& req) {
 
 // ---------------------------------------------------------------------------
 // Verbs
+
+json DeviceManager::collect(const json& req, const std::function<json(Managed&, bool named)>& fn) const {
+  const auto name = optional_arg<std::string>(req, "name");
+  std::vector<std::pair<std::string, ManagedPtr>> devs;
+  if (name) {
+    devs.emplace_back(*name, find(*name));
+  } else {
+    devs = all();
+  }
+  json out = json::array();
+  for (auto& [n, d] : devs) {
+    std::shared_lock lock(d->life_mutex);
+    if (d->removed) {
+      if (name) {
+        fail(ENXIO, "no such device");
+      }
+      continue;  // removed since the list was taken
+    }
+    json one = fn(*d, name.has_value());
+    if (!one.is_null()) {
+      out.push_back(std::move(one));
+    }
+  }
+  return out;
+}
 
 json DeviceManager::create(const std::string& name, const std::string& table, std::optional<unsigned> queues,
                            std::optional<unsigned> depth) {

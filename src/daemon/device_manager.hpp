@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -87,6 +88,10 @@ class DeviceManager {
   nlohmann::json paths_of(Managed& d) const;  // null if not a multipath device
   nlohmann::json wait(const ManagedPtr& d, std::optional<std::uint64_t> event_nr);
   ManagedPtr find(const std::string& name) const;
+  // Apply `fn` to the request's named device, or to every device, each under
+  // its shared lock; collects the non-null results. `named`: a NAME was given.
+  nlohmann::json collect(const nlohmann::json& req,
+                         const std::function<nlohmann::json(Managed&, bool named)>& fn) const;
   std::vector<std::pair<std::string, ManagedPtr>> all() const;
   void make_link(const std::string& name, const Managed& d) const;
   void remove_link(const std::string& name) const;

@@ -171,6 +171,32 @@ TEST_F(DaemonTest, ShutdownRemovesEveryDeviceEvenSuspendedOnes) {
   EXPECT_EQ(failure({{"op", "ls"}}).first, ESHUTDOWN);
 }
 
+TEST_F(DaemonTest, PathsReportsMultipathDevicesOnly) {
+  call({{"op", "create"},
+        {"name", "mp"},
+        {"table", "0 4096 multipath 3 queue_if_no_path path_check_interval 0 0 1 1 round-robin 0 2 1 disk0 1 disk1 1"}});
+  call({{"op", "create"}, {"name", "lin"}, {"table", "0 8 zero"}});
+  call({{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"fail_path", "disk1"}}});
+  const json all = call({{"op", "paths"}})["devices"];
+  ASSERT_EQ(all.size(), 1U) << "only multipath devices are listed";
+  const json& mp = all[0];
+  EXPECT_EQ(mp["name"], "mp");
+  EXPECT_EQ(mp["queue_if_no_path"], true);
+  EXPECT_EQ(mp["valid_paths"], 1);
+  EXPECT_EQ(mp["check_interval_s"], 0);
+  ASSERT_EQ(mp["groups"].size(), 1U);
+  EXPECT_EQ(mp["groups"][0]["selector"], "round-robin");
+  ASSERT_EQ(mp["paths"].size(), 2U);
+  EXPECT_EQ(mp["paths"][0]["path"], "disk0");
+  EXPECT_EQ(mp["paths"][0]["state"], "active");
+  EXPECT_EQ(mp["paths"][1]["state"], "failed");
+  EXPECT_EQ(mp["paths"][1]["fail_count"], 1);
+  EXPECT_EQ(mp["paths"][1]["checker"], "none");
+  EXPECT_EQ(failure({{"op", "paths"}, {"name", "lin"}}),
+            std::make_pair(EINVAL, std::string("device has no multipath target")));
+  EXPECT_EQ(failure({{"op", "paths"}, {"name", "nosuch"}}).first, ENXIO);
+}
+
 TEST(UblkParams, FollowTheStackedLimits) {
   IoLimits l;
   l.logical_block_size = 4096;

@@ -70,45 +70,24 @@ class QueueLengthQueue final : public SelectorQueue {
   std::vector<std::atomic<std::uint64_t>> in_flight_;  // by path index; written by this queue only
 };
 
-class QueueLength final : public Selector {
+class QueueLength final : public RepeatCountSelector<QueueLengthQueue> {
  public:
   QueueLength(unsigned nr_queues, std::vector<SelectorPath*> paths)
-      : Selector(std::move(paths)), repeat_count_(this->paths().size(), 1) {
-    queues_.reserve(nr_queues);
-    for (unsigned q = 0; q < nr_queues; ++q) {
-      queues_.push_back(std::make_unique<QueueLengthQueue>(this->paths()));
-    }
-  }
+      : RepeatCountSelector(nr_queues, std::move(paths), "queue-length ps") {}
 
   std::string_view name() const override { return kName; }
-
-  void add_path(unsigned index, std::span<const std::string> args) override {
-    check_path_index(*this, index);
-    ArgReader in("queue-length ps", args);
-    expect_at_most(in, 1, "per-path", "[<repeat_count>]");
-    repeat_count_[index] = read_repeat_count(in, true);
-  }
-
-  SelectorQueue& queue(unsigned q) override { return *queues_.at(q); }
-
-  std::string group_status(StatusType /*type*/) const override { return "0 "; }
   std::string path_status(unsigned index, StatusType type) const override {
     check_path_index(*this, index);
-    if (type == StatusType::kInfo) {
-      std::uint64_t sum = 0;
-      for (const auto& q : queues_) {
-        sum += q->in_flight(index);
-      }
-      return fmt::format("{} ", sum);
+    if (type != StatusType::kInfo) {
+      return table_words(index);
     }
-    return fmt::format("{} ", repeat_count_[index]);
+    std::uint64_t sum = 0;  // each queue counts its own I/Os
+    for (const auto& q : queues_) {
+      sum += q->in_flight(index);
+    }
+    return fmt::format("{} ", sum);
   }
   unsigned info_args() const override { return 1; }
-  unsigned table_args() const override { return 1; }
-
- private:
-  std::vector<std::uint32_t> repeat_count_;  // by path index, normalised
-  std::vector<std::unique_ptr<QueueLengthQueue>> queues_;
 };
 
 }  // namespace

@@ -46,41 +46,17 @@ class RoundRobinQueue final : public SelectorQueue {
   PathOrder order_;
 };
 
-class RoundRobin final : public Selector {
+class RoundRobin final : public RepeatCountSelector<RoundRobinQueue> {
  public:
   RoundRobin(unsigned nr_queues, std::vector<SelectorPath*> paths)
-      : Selector(std::move(paths)), repeat_count_(this->paths().size(), 1) {
-    queues_.reserve(nr_queues);
-    for (unsigned q = 0; q < nr_queues; ++q) {
-      queues_.push_back(std::make_unique<RoundRobinQueue>(this->paths()));
-    }
-  }
+      : RepeatCountSelector(nr_queues, std::move(paths), "round-robin ps") {}
 
   std::string_view name() const override { return kName; }
-
-  void add_path(unsigned index, std::span<const std::string> args) override {
-    check_path_index(*this, index);
-    ArgReader in("round-robin ps", args);
-    expect_at_most(in, 1, "per-path", "[<repeat_count>]");
-    repeat_count_[index] = read_repeat_count(in, true);
-  }
-
-  SelectorQueue& queue(unsigned q) override { return *queues_.at(q); }
-
-  std::string group_status(StatusType /*type*/) const override { return "0 "; }
   std::string path_status(unsigned index, StatusType type) const override {
     check_path_index(*this, index);
-    if (type == StatusType::kInfo) {
-      return {};
-    }
-    return fmt::format("{} ", repeat_count_[index]);
+    return type == StatusType::kInfo ? std::string() : table_words(index);
   }
   unsigned info_args() const override { return 0; }
-  unsigned table_args() const override { return 1; }
-
- private:
-  std::vector<std::uint32_t> repeat_count_;  // by path index, normalised
-  std::vector<std::unique_ptr<RoundRobinQueue>> queues_;
 };
 
 }  // namespace

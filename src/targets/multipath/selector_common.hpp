@@ -5,6 +5,8 @@
 // historical-service-time.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -92,6 +94,39 @@ void check_path_index(const Selector& sel, unsigned index);
 // queue-length, service-time) a value above 1 is logged as the kernel does
 // and replaced by 1; historical-service-time keeps what it is given.
 std::uint32_t read_repeat_count(ArgReader& in, bool deprecated_above_one);
+
+// Round-robin and queue-length share everything but selection and their
+// INFO words: per-path args are "[<repeat_count>]" (normalised to 1), the
+// group status is "0 ", TABLE prints the repeat count, and there is one
+// QueueT per queue. `ps_name` names the selector in messages; a literal.
+template <typename QueueT>
+class RepeatCountSelector : public Selector {
+ public:
+  void add_path(unsigned index, std::span<const std::string> args) override {
+    check_path_index(*this, index);
+    ArgReader in(ps_name_, args);
+    expect_at_most(in, 1, "per-path", "[<repeat_count>]");
+    repeat_count_[index] = read_repeat_count(in, true);
+  }
+  SelectorQueue& queue(unsigned q) override { return *queues_.at(q); }
+  std::string group_status(StatusType /*type*/) const override { return "0 "; }
+  unsigned table_args() const override { return 1; }
+
+ protected:
+  RepeatCountSelector(unsigned nr_queues, std::vector<SelectorPath*> paths, const char* ps_name)
+      : Selector(std::move(paths)), ps_name_(ps_name), repeat_count_(this->paths().size(), 1) {
+    queues_.reserve(nr_queues);
+    for (unsigned q = 0; q < nr_queues; ++q) {
+      queues_.push_back(std::make_unique<QueueT>(this->paths()));
+    }
+  }
+  // The TABLE words for a path.
+  std::string table_words(unsigned index) const { return fmt::format("{} ", repeat_count_[index]); }
+
+  const char* ps_name_;
+  std::vector<std::uint32_t> repeat_count_;  // by path index, normalised
+  std::vector<std::unique_ptr<QueueT>> queues_;
+};
 
 // For status(): the relaxed atomics below are written by one queue thread
 // each, so a plain load + store is enough and avoids a locked RMW.

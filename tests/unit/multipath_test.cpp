@@ -70,6 +70,12 @@ TEST_F(MultipathTest, TableLineIsPrintedInTheKernelsNormalisedForm) {
                          " 0 1 1 round-robin 0 2 1 d0 1 d1 1 ");
 }
 
+TEST_F(MultipathTest, QueueModeBioIsEchoedWithRetainAsTheKernelDoes) {
+  make(std::string("4 queue_mode bio ") + kOff + " 0 1 1 round-robin 0 1 0 d0");
+  EXPECT_EQ(table(), std::string("0 2048 multipath 5 retain_attached_hw_handler queue_mode bio ") + kOff +
+                         " 0 1 1 round-robin 0 1 1 d0 1 ");
+}
+
 TEST_F(MultipathTest, InfoLineBeforeAndAfterTheFirstIo) {
   make(std::string("2 ") + kOff + " 0 1 1 round-robin 0 2 0 d0 d1");
   // No group chosen yet: the initial one is reported, Enabled, QUEUE_IO set.

@@ -107,9 +107,14 @@ MultipathTarget::MultipathTarget(TargetEnv& env, std::span<const std::string> ar
       pg_init_delay_set_ = true;
       pg_init_delay_msecs_ = static_cast<unsigned>(v);
     } else if (word_is(w, "queue_mode")) {
-      // Accepted for compatibility; ubdm is always request-based.
+      // Accepted for compatibility; ubdm is always request-based. Like the
+      // kernel, `bio` is echoed in the table and implies retaining the
+      // attached hardware handler, so the table reads back the same.
       const std::string& s = value("queue_mode");
-      if (!word_is(s, "bio") && !word_is(s, "rq") && !word_is(s, "mq")) {
+      if (word_is(s, "bio")) {
+        queue_mode_bio_ = true;
+        retain_hw_handler_ = true;
+      } else if (!word_is(s, "rq") && !word_is(s, "mq")) {
         in.bad(fmt::format("queue_mode must be bio, rq or mq, got '{}'", s));
       }
     } else if (word_is(w, "no_path_retry")) {
@@ -499,6 +504,10 @@ std::string MultipathTarget::status(StatusType type) const {
     if (retain_hw_handler_) {
       words += "retain_attached_hw_handler ";
       n += 1;
+    }
+    if (queue_mode_bio_) {
+      words += "queue_mode bio ";
+      n += 2;
     }
     // ubdm's own features follow the kernel's.
     switch (no_path_retry_.mode) {

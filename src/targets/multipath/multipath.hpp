@@ -145,6 +145,7 @@ class MultipathTarget final : public Target {
   bool pg_init_delay_set_ = false;
   unsigned pg_init_delay_msecs_ = 0;
   bool retain_hw_handler_ = false;
+  bool queue_mode_bio_ = false;  // echoed only; I/O is request-based regardless
   NoPathRetry no_path_retry_;
   unsigned check_interval_s_ = 5;
   bool failback_immediate_ = false;

@@ -1,0 +1,174 @@
+# shellcheck shell=dash
+# Helpers for the multipath end-to-end tests (test_mpath_*.sh). Source after
+# lib.sh:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   . "$(dirname "$0")/mpath_lib.sh"
+#
+# mp_setup                 P1, P2 (the two scsi_debug paths), SECTORS (their
+#                          size), M1, M2 (their major:minor)
+# majmin DEV               major:minor of a block device, decimal
+# mp_table FEATURES SEL    "0 $SECTORS multipath <#> FEATURES 0 1 1 SEL 0 2 1
+#                          $P1 1 $P2 1": one group, both paths ("" = none)
+# mp_create NAME TABLE     ubdmsetup create with one queue unless MP_QUEUES
+#                          is set; mp_remove NAME registered with on_exit;
+#                          sets MP_DEV to the block device
+# mp_remove NAME           remove --force, if the device still exists
+# mp_json NAME             `ubdmsetup --json paths NAME`
+# mp_path_field NAME DEV FIELD   a field of one path in that JSON (DEV as
+#                          written in the table): state, fail_count, checker,
+#                          ios, in_flight, selector_info, device, group
+# mp_dev_field NAME FIELD  a device field: valid_paths, queue_if_no_path,
+#                          no_path_retry, recovery_remaining_ms, ...
+# mp_states NAME           "A A", "F A", ... from `ubdmsetup status NAME`
+# wait_states NAME STATES [TIMEOUT_S=10]   FAIL unless the states get there
+# now_cs                   monotonic time in centiseconds (/proc/uptime)
+# dd_bg NAME DEV ARGS...   dd in the background (iflag/oflag direct is up to
+#                          ARGS), stderr and status into $TEST_TMP/NAME.err and
+#                          .rc; sets DD_PID
+# dd_running PID           true while that dd has not returned (by its status
+#                          file: a reaped-later zombie does not count)
+# dd_status NAME           the exit status of dd_bg NAME (after it ended)
+# expect_blocked PID SECS WHAT   FAIL if PID ends within SECS seconds
+# expect_done PID SECS WHAT      FAIL unless PID ends within SECS seconds
+# scsi_debug_add_host      add a third host (another path to the LUN); prints
+#                          its /dev/sdX; remove it with scsi_debug_remove_host
+
+# shellcheck disable=SC2034 # P1 P2 SECTORS M1 M2 are for the tests
+mp_setup() {
+  local paths
+  paths=$(scsi_debug_paths) || die "no scsi_debug disks"
+  # shellcheck disable=SC2086
+  set -- $paths
+  [ $# -ge 2 ] || die "need two scsi_debug paths, got: $paths"
+  P1=$1 P2=$2
+  SECTORS=$(dev_sectors "$P1")
+  M1=$(majmin "$P1") M2=$(majmin "$P2")
+}
+
+majmin() {
+  local hex
+  hex=$(stat -L -c '%t:%T' "$1") || return 1
+  echo "$((0x${hex%%:*})):$((0x${hex##*:}))"
+}
+
+# Word count of a feature string, for the table's <#features>.
+_count_words() {
+  # shellcheck disable=SC2086
+  set -- $1
+  echo $#
+}
+
+mp_table() { # FEATURES SELECTOR_WORDS [PER-PATH ARGS: "1" default]
+  local feat=$1 sel=$2
+  echo "0 $SECTORS multipath $(_count_words "$feat") $feat 0 1 1 $sel 0 2 1 $P1 1 $P2 1" | tr -s ' '
+}
+
+mp_create() { # NAME TABLE
+  # shellcheck disable=SC2086
+  ubdmsetup create "$1" --queues "${MP_QUEUES:-1}" --table "$2" ||
+    die "ubdmsetup create $1 --table '$2' failed"
+  on_exit mp_remove "$1"
+  wait_for "/dev/ubdm/$1" 5
+  MP_DEV=$(readlink -f "/dev/ubdm/$1")
+  log "created $1 ($MP_DEV): $2"
+}
+
+# mp_remove NAME: remove --force, if it still exists.
+mp_remove() {
+  ubdmsetup info "$1" >/dev/null 2>&1 || return 0
+  ubdmsetup remove --force "$1"
+}
+
+mp_json() { ubdmsetup --json paths "$1"; }
+
+# The JSON is printed one key per line; objects reset at each "{".
+mp_path_field() { # NAME DEV FIELD
+  mp_json "$1" | awk -v dev="$2" -v key="$3" '
+    /\{/ { n = 0; path = ""; val = "" }
+    match($0, /"[a-z_]+": /) {
+      k = substr($0, RSTART + 1, RLENGTH - 4)
+      v = substr($0, RSTART + RLENGTH)
+      sub(/,[ \t]*$/, "", v)
+      gsub(/"/, "", v)
+      if (k == "path") path = v
+      if (k == key) val = v
+    }
+    /\}/ { if (path == dev) { print val; found = 1; exit } }
+    END { if (!found) exit 1 }'
+}
+
+mp_dev_field() { # NAME FIELD
+  mp_json "$1" | sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\} *\$/\1/p" | head -n1
+}
+
+mp_states() { mpath_states "$(ubdmsetup status "$1")"; }
+
+wait_states() { # NAME STATES [TIMEOUT_S]
+  local limit=$((${3:-10} * 10)) i=0
+  while [ "$(mp_states "$1")" != "$2" ]; do
+    i=$((i + 1))
+    [ $i -lt $limit ] || die "$1: path states did not become '$2' within ${3:-10}s (status: $(ubdmsetup status "$1"))"
+    sleep 0.1
+  done
+}
+
+now_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+
+dd_bg() { # NAME DEV DD-ARGS...
+  local name=$1 dev=$2
+  shift 2
+  rm -f "$TEST_TMP/$name.rc" "$TEST_TMP/$name.err"
+  (
+    rc=0
+    dd "$@" 2>"$TEST_TMP/$name.err" || rc=$?
+    echo "$rc" >"$TEST_TMP/$name.rc"
+  ) </dev/null &
+  DD_PID=$!
+  echo "$name" >"$TEST_TMP/.dd.$DD_PID"
+  log "dd $name on $dev in the background (pid $DD_PID): dd $*"
+}
+# Not `kill -0`: a finished child stays a zombie until the shell reaps it.
+# The status file is written as soon as dd returns.
+dd_running() {
+  local n
+  n=$(cat "$TEST_TMP/.dd.$1" 2>/dev/null) || die "dd_running: $1 was not started by dd_bg"
+  [ ! -e "$TEST_TMP/$n.rc" ]
+}
+dd_status() { cat "$TEST_TMP/$1.rc" 2>/dev/null || echo "none"; }
+
+expect_blocked() { # PID SECS WHAT
+  local i=0 limit=$(($2 * 10))
+  while [ $i -lt $limit ]; do
+    dd_running "$1" || die "$3: ended after $((i / 10)).$((i % 10))s, but should still be waiting"
+    sleep 0.1
+    i=$((i + 1))
+  done
+  log "$3: still waiting after ${2}s, as it should"
+}
+expect_done() { # PID SECS WHAT
+  local i=0 limit=$(($2 * 10))
+  while dd_running "$1"; do
+    i=$((i + 1))
+    [ $i -lt $limit ] || die "$3: still blocked after ${2}s"
+    sleep 0.1
+  done
+  wait "$1" 2>/dev/null || true
+}
+
+SD_ADD_HOST=/sys/bus/pseudo/drivers/scsi_debug/add_host
+scsi_debug_add_host() {
+  local before after new i=0
+  before=$(scsi_debug_paths)
+  echo 1 >"$SD_ADD_HOST" || die "cannot add a scsi_debug host"
+  while :; do
+    after=$(scsi_debug_paths)
+    for new in $after; do
+      case " $before " in *" $new "*) ;; *) [ -b "$new" ] && { sleep 0.5; echo "$new"; return 0; } ;; esac
+    done
+    i=$((i + 1))
+    [ $i -lt 100 ] || die "no new scsi_debug disk appeared within 10s (paths: $after)"
+    sleep 0.1
+  done
+}
+scsi_debug_remove_host() { echo -1 >"$SD_ADD_HOST"; }

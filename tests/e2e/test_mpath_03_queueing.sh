@@ -1,0 +1,62 @@
+#!/bin/sh
+# shellcheck shell=dash
+# Queueing: with every path offline and queue_if_no_path, reads and writes
+# wait inside the target (no error, however long); when one path comes back
+# the built-in checker reinstates it (no reinstate_path message) and the
+# waiting I/O completes without error, with the right data.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/mpath_lib.sh
+. "$(dirname "$0")/mpath_lib.sh"
+set -eu
+require_ubdm
+mp_setup
+start_ubdmd
+on_exit stop_ubdmd
+
+mp_create mp "$(mp_table "queue_if_no_path path_check_interval 1" round-robin)"
+sum=$(write_random "$MP_DEV" 4 1)
+new=$TEST_TMP/new.bin
+dd if=/dev/urandom of="$new" bs=64k count=1 status=none
+new_sum=$(md5sum <"$new" | cut -d' ' -f1)
+
+path_offline "$P1"
+path_offline "$P2"
+on_exit path_online "$P1"
+on_exit path_online "$P2"
+
+# A read and a write, both issued with no path.
+dd_bg rd "$MP_DEV" if="$MP_DEV" of="$TEST_TMP/read.bin" bs=1M count=1 skip=4 iflag=direct
+rd=$DD_PID
+dd_bg wr "$MP_DEV" if="$new" of="$MP_DEV" bs=64k count=1 seek=160 oflag=direct conv=notrunc
+wr=$DD_PID
+expect_blocked "$rd" 3 "read with no path (queue_if_no_path)"
+dd_running "$wr" || die "write with no path (queue_if_no_path) ended: $(cat "$TEST_TMP/wr.err")"
+expect_eq "$(mp_states mp)" "F F" "path states while queueing"
+expect_eq "$(mp_dev_field mp valid_paths)" 0 "valid paths while queueing"
+expect_eq "$(mp_dev_field mp queue_if_no_path)" true "queue_if_no_path while queueing"
+status=$(ubdmsetup status mp)
+log "status while queueing: $status"
+expect_match "$status" "^0 $SECTORS multipath 2 0 0 0 1 1 " "status while queueing"
+expect_eq "$(ubdmsetup info mp | sed -n 's/^State: *//p')" ACTIVE "device state while queueing"
+for p in "$P1" "$P2"; do
+  expect_eq "$(mp_path_field mp "$p" checker)" faulty "checker state of $p while offline"
+done
+
+# One path comes back. Nobody sends reinstate_path: the checker must.
+t0=$(now_cs)
+path_online "$P2"
+expect_done "$rd" 10 "queued read after $P2 came back"
+expect_done "$wr" 10 "queued write after $P2 came back"
+t1=$(now_cs)
+log "queued I/O completed $(((t1 - t0) * 10)) ms after $P2 came back"
+expect_eq "$(dd_status rd)" 0 "queued read exit status ($(cat "$TEST_TMP/rd.err"))"
+expect_eq "$(dd_status wr)" 0 "queued write exit status ($(cat "$TEST_TMP/wr.err"))"
+expect_eq "$(md5sum <"$TEST_TMP/read.bin" | cut -d' ' -f1)" "$sum" "data of the queued read"
+expect_eq "$(dd if="$P2" bs=64k count=1 skip=160 iflag=direct status=none | md5sum | cut -d' ' -f1)" "$new_sum" \
+  "the queued write reached the LUN"
+expect_eq "$(mp_states mp)" "F A" "path states after $P2 came back"
+expect_eq "$(mp_path_field mp "$P2" checker)" ready "checker state of $P2"
+expect_eq "$(mp_path_field mp "$P1" checker)" faulty "checker state of $P1 (still offline)"
+# Nothing but the checker can have done it (no message was sent); its log line:
+grep "Reinstating path $M2" "$UBDMD_LOG" || die "ubdmd did not log reinstating $M2"

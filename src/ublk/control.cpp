@@ -15,6 +15,17 @@ constexpr unsigned kControlRingEntries = 32;
 
 std::string describe(int rc) { return errno_string(rc); }
 
+// A command for device `dev_id` (not about a queue), with an optional
+// in/out buffer.
+CtrlCmd command(std::uint32_t dev_id, void* buf = nullptr, std::size_t len = 0) {
+  CtrlCmd cmd{};
+  cmd.dev_id = dev_id;
+  cmd.queue_id = kNoQueue;
+  cmd.addr = reinterpret_cast<std::uintptr_t>(buf);
+  cmd.len = static_cast<std::uint16_t>(len);
+  return cmd;
+}
+
 }  // namespace
 
 Control::Control(const std::string& path) {
@@ -38,11 +49,7 @@ Control::Control(const std::string& path) {
     fail(-rc, "cannot create the ublk control ring: {}", errno_string(rc));
   }
   std::uint64_t features = 0;
-  CtrlCmd cmd{};
-  cmd.dev_id = kAutoDevId;
-  cmd.queue_id = kNoQueue;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(&features);
-  cmd.len = sizeof(features);
+  CtrlCmd cmd = command(kAutoDevId, &features, sizeof(features));
   const int frc = run(kCmdGetFeatures, cmd);
   if (frc < 0) {
     io_uring_queue_exit(&ring_);
@@ -96,11 +103,7 @@ void Control::check(int rc, unsigned cmd_op, std::uint32_t dev_id, const char* w
 }
 
 void Control::add_dev(DevInfo& info) {
-  CtrlCmd cmd{};
-  cmd.dev_id = info.dev_id;
-  cmd.queue_id = kNoQueue;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(&info);
-  cmd.len = sizeof(info);
+  CtrlCmd cmd = command(info.dev_id, &info, sizeof(info));
   const int rc = run(kCmdAddDev, cmd);
   if (rc == -EEXIST) {
     fail(EEXIST, "ublk device id {} is already in use", info.dev_id);
@@ -110,33 +113,21 @@ void Control::add_dev(DevInfo& info) {
 
 void Control::set_params(std::uint32_t dev_id, const Params& params) {
   Params copy = params;
-  CtrlCmd cmd{};
-  cmd.dev_id = dev_id;
-  cmd.queue_id = kNoQueue;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(&copy);
-  cmd.len = sizeof(copy);
+  CtrlCmd cmd = command(dev_id, &copy, sizeof(copy));
   check(run(kCmdSetParams, cmd), kCmdSetParams, dev_id, "SET_PARAMS");
 }
 
 Params Control::get_params(std::uint32_t dev_id) {
   Params p{};
   p.len = sizeof(p);
-  CtrlCmd cmd{};
-  cmd.dev_id = dev_id;
-  cmd.queue_id = kNoQueue;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(&p);
-  cmd.len = sizeof(p);
+  CtrlCmd cmd = command(dev_id, &p, sizeof(p));
   check(run(kCmdGetParams, cmd), kCmdGetParams, dev_id, "GET_PARAMS");
   return p;
 }
 
 DevInfo Control::get_dev_info(std::uint32_t dev_id) {
   DevInfo info{};
-  CtrlCmd cmd{};
-  cmd.dev_id = dev_id;
-  cmd.queue_id = kNoQueue;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(&info);
-  cmd.len = sizeof(info);
+  CtrlCmd cmd = command(dev_id, &info, sizeof(info));
   check(run(kCmdGetDevInfo, cmd), kCmdGetDevInfo, dev_id, "GET_DEV_INFO");
   return info;
 }
@@ -144,35 +135,26 @@ DevInfo Control::get_dev_info(std::uint32_t dev_id) {
 cpu_set_t Control::get_queue_affinity(std::uint32_t dev_id, std::uint16_t q) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  CtrlCmd cmd{};
-  cmd.dev_id = dev_id;
-  cmd.queue_id = kNoQueue;
+  // The length is a multiple of sizeof(long) and at least nr_cpu_ids bits.
+  CtrlCmd cmd = command(dev_id, &set, sizeof(set));
   cmd.data[0] = q;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(&set);
-  cmd.len = sizeof(set);  // a multiple of sizeof(long) and at least nr_cpu_ids bits
   check(run(kCmdGetQueueAffinity, cmd), kCmdGetQueueAffinity, dev_id, "GET_QUEUE_AFFINITY");
   return set;
 }
 
 void Control::start_dev(std::uint32_t dev_id, pid_t daemon_pid) {
-  CtrlCmd cmd{};
-  cmd.dev_id = dev_id;
-  cmd.queue_id = kNoQueue;
+  CtrlCmd cmd = command(dev_id);
   cmd.data[0] = static_cast<std::uint64_t>(daemon_pid);
   check(run(kCmdStartDev, cmd), kCmdStartDev, dev_id, "START_DEV");
 }
 
 void Control::stop_dev(std::uint32_t dev_id) {
-  CtrlCmd cmd{};
-  cmd.dev_id = dev_id;
-  cmd.queue_id = kNoQueue;
+  CtrlCmd cmd = command(dev_id);
   check(run(kCmdStopDev, cmd), kCmdStopDev, dev_id, "STOP_DEV");
 }
 
 void Control::del_dev(std::uint32_t dev_id) {
-  CtrlCmd cmd{};
-  cmd.dev_id = dev_id;
-  cmd.queue_id = kNoQueue;
+  CtrlCmd cmd = command(dev_id);
   check(run(kCmdDelDev, cmd), kCmdDelDev, dev_id, "DEL_DEV");
 }
 

@@ -31,6 +31,13 @@
 # dd_status NAME           the exit status of dd_bg NAME (after it ended)
 # expect_blocked PID SECS WHAT   FAIL if PID ends within SECS seconds
 # expect_done PID SECS WHAT      FAIL unless PID ends within SECS seconds
+# mp_queue_read MIB        write 1 MiB of random data at MIB MiB of $MP_DEV,
+#                          take both paths offline (back online at exit) and
+#                          start an O_DIRECT read of that MiB in the
+#                          background; sets SUM (its md5) and RD (the pid)
+# mp_queue_write SEEK      start an O_DIRECT 64 KiB write of new random data
+#                          at 64 KiB block SEEK in the background; sets
+#                          NEW_SUM and WR
 # scsi_debug_add_host      add a third host (another path to the LUN); prints
 #                          its /dev/sdX; remove it with scsi_debug_remove_host
 
@@ -172,3 +179,21 @@ scsi_debug_add_host() {
   done
 }
 scsi_debug_remove_host() { echo -1 >"$SD_ADD_HOST"; }
+
+mp_queue_read() { # MIB
+  SUM=$(write_random "$MP_DEV" "$1" 1)
+  path_offline "$P1"
+  path_offline "$P2"
+  on_exit path_online "$P1"
+  on_exit path_online "$P2"
+  dd_bg rd "$MP_DEV" if="$MP_DEV" of="$TEST_TMP/read.bin" bs=1M count=1 skip="$1" iflag=direct
+  RD=$DD_PID
+}
+
+mp_queue_write() { # SEEK (64 KiB blocks)
+  local new=$TEST_TMP/new.bin
+  dd if=/dev/urandom of="$new" bs=64k count=1 status=none
+  NEW_SUM=$(md5sum <"$new" | cut -d' ' -f1)
+  dd_bg wr "$MP_DEV" if="$new" of="$MP_DEV" bs=64k count=1 seek="$1" oflag=direct conv=notrunc
+  WR=$DD_PID
+}

@@ -15,21 +15,10 @@ start_ubdmd
 on_exit stop_ubdmd
 
 mp_create mp "$(mp_table "queue_if_no_path path_check_interval 1" round-robin)"
-sum=$(write_random "$MP_DEV" 4 1)
-new=$TEST_TMP/new.bin
-dd if=/dev/urandom of="$new" bs=64k count=1 status=none
-new_sum=$(md5sum <"$new" | cut -d' ' -f1)
-
-path_offline "$P1"
-path_offline "$P2"
-on_exit path_online "$P1"
-on_exit path_online "$P2"
-
 # A read and a write, both issued with no path.
-dd_bg rd "$MP_DEV" if="$MP_DEV" of="$TEST_TMP/read.bin" bs=1M count=1 skip=4 iflag=direct
-rd=$DD_PID
-dd_bg wr "$MP_DEV" if="$new" of="$MP_DEV" bs=64k count=1 seek=160 oflag=direct conv=notrunc
-wr=$DD_PID
+mp_queue_read 4
+mp_queue_write 160
+sum=$SUM new_sum=$NEW_SUM rd=$RD wr=$WR
 expect_blocked "$rd" 3 "read with no path (queue_if_no_path)"
 dd_running "$wr" || die "write with no path (queue_if_no_path) ended: $(cat "$TEST_TMP/wr.err")"
 expect_eq "$(mp_states mp)" "F F" "path states while queueing"

@@ -16,14 +16,8 @@ on_exit stop_ubdmd
 
 table=$(mp_table "queue_if_no_path path_check_interval 1" round-robin)
 mp_create mp "$table"
-sum=$(write_random "$MP_DEV" 12 1)
-
-path_offline "$P1"
-path_offline "$P2"
-on_exit path_online "$P1"
-on_exit path_online "$P2"
-dd_bg rd "$MP_DEV" if="$MP_DEV" of="$TEST_TMP/read.bin" bs=1M count=1 skip=12 iflag=direct
-rd=$DD_PID
+mp_queue_read 12
+sum=$SUM rd=$RD
 expect_blocked "$rd" 2 "read with no path"
 
 run timeout 20 ubdmsetup suspend --noflush mp || die "suspend --noflush failed with I/O queued and no path"

@@ -41,7 +41,46 @@ vm_default_bins() {
 # UBDM_VM_INTERACTIVE=1 keeps stdin (for a shell in the guest).
 # UBDM_VM_DISPLAY names a filter (command or function) for what the terminal
 # shows; the log always gets everything.
+#
+# A guest kernel that dies before /init reaches userspace ("UBDM-VM: up") is
+# booted again, up to UBDM_VM_BOOT_TRIES times in all (default 3). Nothing of
+# ubdm has run by then: the known cause is multi-threaded TCG executing a
+# stale int3 while the guest patches a static key in its idle loop
+# ("sched_clock: Marking stable"), an emulator race, not a test result.
+# Deaths after userspace is up are never retried. Each failed boot's console
+# is kept as LOG.bootN.
 vm_boot() {
+  local initrd=$1 log=$2 secs=$3
+  shift 3
+  local tries=${UBDM_VM_BOOT_TRIES:-3} try=1 rc why
+  rm -f "$log".boot*
+  while :; do
+    rc=0
+    vm_boot_once "$initrd" "$log" "$secs" "$@" || rc=$?
+    [ "${UBDM_VM_INTERACTIVE:-0}" != 1 ] || return "$rc"
+    why=$(vm_early_death "$log") || return "$rc"
+    if [ "$try" -ge "$tries" ]; then
+      vm_msg "the guest kernel died before userspace on all $tries boots; giving up"
+      return "$rc"
+    fi
+    cp "$log" "$log.boot$try"
+    vm_msg "the guest kernel died before userspace ($why); console kept in $log.boot$try; booting again ($((try + 1)) of $tries)"
+    try=$((try + 1))
+  done
+}
+
+# vm_early_death LOG
+# Succeeds, printing the first kernel error line, when LOG shows the guest
+# kernel dying (Oops, BUG or panic) before /init printed "UBDM-VM: up".
+vm_early_death() {
+  tr -d '\r' <"$1" | awk '
+    /UBDM-VM: up / { exit 1 }
+    /(Kernel panic - not syncing|Oops: |BUG: )/ && first == "" { first = $0 }
+    END { if (first == "") exit 1; sub(/^ *\[ *[0-9.]+\] */, "", first); print first }'
+}
+
+# vm_boot_once INITRD LOG TIMEOUT [APPEND...]: one boot, as vm_boot describes.
+vm_boot_once() {
   local initrd=$1 log=$2 secs=$3
   shift 3
   local kdir append rc=0

@@ -56,6 +56,7 @@ struct Args {
   std::vector<std::string> tables;
   std::string queues;
   std::string depth;
+  std::string poll_usec;
   bool noflush = false;
   std::string timeout;
   bool force = false;
@@ -189,6 +190,9 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     }
     if (given("depth")) {
       req["depth"] = bounded("--depth", a.depth, 1, 4096);
+    }
+    if (given("poll_usec")) {
+      req["poll_usec"] = bounded("--poll-usec", a.poll_usec, 0, 1000000);
     }
     req["table"] = read_table(a);
   } else if (verb == "suspend") {
@@ -328,6 +332,9 @@ int run(int argc, char** argv) {
       create->add_option("--queues", a.queues, "hardware queues of the ublk device (1-64)")->type_name("N");
   opts["depth"] =
       create->add_option("--depth", a.depth, "queue depth of the ublk device (1-4096)")->type_name("N");
+  opts["poll_usec"] = create->add_option("--poll-usec", a.poll_usec,
+                                         "adaptive-polling window of the queue threads in us (0: off)")
+                          ->type_name("N");
 
   auto* load = app.add_subcommand("load", "load a table into the inactive slot (resume makes it live)");
   load->alias("reload");

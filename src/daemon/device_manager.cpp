@@ -32,6 +32,7 @@ using namespace std::chrono_literals;
 
 constexpr unsigned kMaxQueues = 64;
 constexpr unsigned kMaxDepth = 4096;
+constexpr unsigned kMaxPollUsec = 1000000;
 // How long a forced remove waits for in-flight I/O before swapping in the
 // error table, and a plain suspend without --timeout (practically forever).
 constexpr auto kForceSuspendTimeout = 10s;
@@ -130,8 +131,9 @@ json DeviceManager::handle(const json& req) {
             {"ublk_features", control_ != nullptr ? fmt::format("{:#x}", control_->features()) : ""}};
   }
   if (op == "create") {
-    return {{"device", create(req.at("name").get<std::string>(), req.at("table").get<std::string>(),
-                              optional_arg<unsigned>(req, "queues"), optional_arg<unsigned>(req, "depth"))}};
+    const CreateOptions opts{optional_arg<unsigned>(req, "queues"), optional_arg<unsigned>(req, "depth"),
+                             optional_arg<unsigned>(req, "poll_usec")};
+    return {{"device", create(req.at("name").get<std::string>(), req.at("table").get<std::string>(), opts)}};
   }
   if (op == "remove") {
     remove(req.at("name").get<std::string>(), optional_arg<bool>(req, "force").value_or(false));
@@ -255,17 +257,20 @@ json DeviceManager::collect(const json& req, const std::function<json(Managed&, 
   return out;
 }
 
-json DeviceManager::create(const std::string& name, const std::string& table, std::optional<unsigned> queues,
-                           std::optional<unsigned> depth) {
+json DeviceManager::create(const std::string& name, const std::string& table, const CreateOptions& opts) {
   validate_name(name);
   DeviceConfig cfg;
-  cfg.nr_queues = queues.value_or(config_.default_queues);
-  cfg.queue_depth = depth.value_or(config_.default_depth);
+  cfg.nr_queues = opts.queues.value_or(config_.default_queues);
+  cfg.queue_depth = opts.depth.value_or(config_.default_depth);
+  const unsigned poll_usec = opts.poll_usec.value_or(config_.default_poll_usec);
   if (cfg.nr_queues == 0 || cfg.nr_queues > kMaxQueues) {
     fail_invalid("queue count {} out of range: must be between 1 and {}", cfg.nr_queues, kMaxQueues);
   }
   if (cfg.queue_depth == 0 || cfg.queue_depth > kMaxDepth) {
     fail_invalid("queue depth {} out of range: must be between 1 and {}", cfg.queue_depth, kMaxDepth);
+  }
+  if (poll_usec > kMaxPollUsec) {
+    fail_invalid("poll window {} us out of range: must be between 0 and {}", poll_usec, kMaxPollUsec);
   }
   std::lock_guard lock(mutex_);
   if (devices_.count(name) != 0) {
@@ -273,12 +278,14 @@ json DeviceManager::create(const std::string& name, const std::string& table, st
   }
   // Everything below is undone by the destructors if a step throws.
   auto d = std::make_shared<Managed>();
+  d->poll_usec = poll_usec;
   d->mapped = std::make_unique<MappedDevice>(name, cfg, opener_);
   d->mapped->load_text(table);
   d->mapped->resume();
   if (control_ != nullptr) {
     ublk::DeviceOptions kopts;
     kopts.max_io_bytes = config_.max_io_bytes;
+    kopts.poll_usec = poll_usec;
     kopts.before_start = [this, name](std::uint32_t id) { publish_name(name, id); };
     d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
     d->kernel->start();
@@ -390,7 +397,8 @@ json DeviceManager::info_of(Managed& d) const {
           {"blockdev", d.kernel ? d.kernel->block_path() : ""},
           {"ublk_id", d.kernel ? static_cast<std::int64_t>(d.kernel->id()) : -1},
           {"queues", d.mapped->nr_queues()},
-          {"depth", d.mapped->config().queue_depth}};
+          {"depth", d.mapped->config().queue_depth},
+          {"poll_usec", d.poll_usec}};
 }
 
 json DeviceManager::paths_of(Managed& d) const {
@@ -505,7 +513,7 @@ unsigned DeviceManager::load_persistent_maps() {
     std::stringstream text;
     text << in.rdbuf();
     try {
-      create(name, text.str(), std::nullopt, std::nullopt);
+      create(name, text.str(), CreateOptions{});
       ++created;
     } catch (const Error& e) {
       spdlog::error("{}: persistent map {} not created: {}", name, f.string(), e.what());

@@ -2,7 +2,7 @@
 // ubdmd: serves device-mapper tables as ublk block devices.
 //
 //   ubdmd [--socket PATH] [--config DIR] [--log-level L] [--foreground]
-//         [--group NAME] [--queues N] [--depth N] [--no-kernel]
+//         [--group NAME] [--queues N] [--depth N] [--poll-usec N] [--no-kernel]
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -40,6 +40,7 @@ struct Options {
   bool no_kernel = false;
   unsigned queues = 0;
   unsigned depth = 128;
+  unsigned poll_usec = daemon::DaemonConfig{}.default_poll_usec;
 };
 
 // Detach from the terminal. The parent exits only when the child reports
@@ -130,6 +131,7 @@ int serve(const Options& o, int& ready_fd) {
   cfg.config_dir = o.config_dir;
   cfg.default_queues = o.queues;
   cfg.default_depth = o.depth;
+  cfg.default_poll_usec = o.poll_usec;
   if (o.no_kernel) {
     cfg.link_dir.clear();
     cfg.names_dir.clear();
@@ -189,6 +191,10 @@ int main(int argc, char** argv) {
   app.add_option("--queues", o.queues, "default queues per device (default: min(CPUs, 4))")
       ->check(CLI::Range(1, 64));
   app.add_option("--depth", o.depth, "default queue depth per device")->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--poll-usec", o.poll_usec,
+                 "default adaptive-polling window of queue threads in microseconds (0: off)")
+      ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   app.add_flag("--no-kernel", o.no_kernel,
                "serve tables in-process only, without ublk devices (for testing the control plane)");

@@ -70,11 +70,14 @@ std::uint64_t tag_of(IoRequest& req) { return reinterpret_cast<std::uintptr_t>(&
 // Ring setup flags, best first. DEFER_TASKRUN (6.1) runs completion work only
 // when we enter the kernel to reap, which suits one thread per ring;
 // SINGLE_ISSUER (6.0) lets the kernel skip locking; COOP_TASKRUN (5.19)
-// avoids IPIs; SUBMIT_ALL (5.18) keeps a bad SQE from stalling the batch.
+// avoids IPIs; TASKRUN_FLAG (5.19) makes pending completion work visible in
+// the SQ flags, so events_ready() can poll for it without a syscall;
+// SUBMIT_ALL (5.18) keeps a bad SQE from stalling the batch.
+constexpr unsigned kTaskrun = IORING_SETUP_TASKRUN_FLAG;
 constexpr std::array<unsigned, 5> kSetupTiers = {
-    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
-    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | kTaskrun,
+    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | kTaskrun,
+    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | kTaskrun,
     IORING_SETUP_SUBMIT_ALL,
     0,
 };
@@ -516,6 +519,15 @@ unsigned UringBackend::reap() {
     }
   }
   return to_handlers;
+}
+
+bool UringBackend::events_ready() const {
+  if (io_uring_cq_ready(&ring_) > 0) {
+    return true;
+  }
+  // The kernel sets IORING_SQ_TASKRUN when completion work is queued for us
+  // (only with TASKRUN_FLAG; without it only posted CQEs are seen).
+  return (__atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN) != 0;
 }
 
 int UringBackend::poll(unsigned wait_usec) {

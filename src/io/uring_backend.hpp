@@ -87,6 +87,11 @@ class UringBackend final : public IoBackend {
   // must then retry later, e.g. after poll()).
   io_uring_sqe* get_sqe();
 
+  // Whether a poll(0) would find something: a CQE, or completion work the
+  // kernel has queued for this ring (which runs when we next enter it).
+  // Reads shared memory only, no syscall: for spinning before a sleep.
+  bool events_ready() const;
+
   // The setup flags the ring was created with (for logs and tests).
   unsigned setup_flags() const { return setup_flags_; }
 

@@ -115,6 +115,7 @@ void Device::start() {
       cfg.depth = info_.queue_depth;
       cfg.max_io_bytes = info_.max_io_buf_bytes;
       cfg.device_name = mapped_.device_name();
+      cfg.poll_usec = options_.poll_usec;
       try {
         cfg.affinity = control_.get_queue_affinity(id_, cfg.q_id);
       } catch (const Error& e) {

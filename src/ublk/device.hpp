@@ -25,6 +25,7 @@ namespace ubdm::ublk {
 struct DeviceOptions {
   std::int64_t dev_id = -1;              // -1: let the kernel choose
   std::uint32_t max_io_bytes = 512 * 1024;  // per request and per tag buffer
+  unsigned poll_usec = 0;                   // QueueConfig::poll_usec for every queue
   // Called with the device id after ADD_DEV and before START_DEV, i.e.
   // before the block device's uevent (the daemon publishes the name there).
   std::function<void(std::uint32_t id)> before_start;

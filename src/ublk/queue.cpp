@@ -6,8 +6,10 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -19,6 +21,18 @@ namespace ubdm::ublk {
 namespace {
 
 constexpr unsigned kMaxWaitUsec = 1000 * 1000;
+
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000U + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 unsigned ring_entries(unsigned depth) {
   // Room for every tag's command plus backend I/O; the kernel rounds up.
@@ -200,9 +214,43 @@ void Queue::loop() {
       const long t = core_.next_timer_ms();
       wait = t < 0 ? kMaxWaitUsec : static_cast<unsigned>(std::min<long>(t * 1000, kMaxWaitUsec));
     }
+    if (wait > 0 && cfg_.poll_usec > 0 && spin_for_events(wait)) {
+      wait = 0;
+    }
     const int rc = backend_->poll(wait);
+    if (rc > 0 && cfg_.poll_usec > 0) {
+      last_event_ns_ = monotonic_ns();
+    }
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
       spdlog::error("{} queue {}: ring wait failed: {}", cfg_.device_name, cfg_.q_id, errno_string(rc));
+    }
+  }
+}
+
+// Spin until the ring has events, for at most the rest of the poll window
+// that began at the last event (and never past max_wait_usec, the timer
+// bound). Returns true if events arrived. The queued commits go out first:
+// the next request cannot arrive before their completions reach the kernel.
+bool Queue::spin_for_events(unsigned max_wait_usec) {
+  const std::uint64_t now = monotonic_ns();
+  const std::uint64_t window_end = last_event_ns_ + std::uint64_t{cfg_.poll_usec} * 1000U;
+  if (now >= window_end) {
+    return false;  // idle for longer than the window: sleep
+  }
+  const std::uint64_t deadline = std::min(window_end, now + std::uint64_t{max_wait_usec} * 1000U);
+  (void)backend_->flush();
+  for (unsigned spins = 0;; ++spins) {
+    if (backend_->events_ready()) {
+      return true;
+    }
+    cpu_relax();
+    // Check the clock and give the CPU to runnable threads (the submitter
+    // may share this CPU) only every few rounds: both are syscalls or close.
+    if ((spins & 63U) == 63U) {
+      if (monotonic_ns() >= deadline) {
+        return false;
+      }
+      sched_yield();
     }
   }
 }

@@ -39,6 +39,11 @@ struct QueueConfig {
   // the submitter and costs far more than the cross-CPU wake-ups it saves.
   std::optional<cpu_set_t> affinity;
   bool pin = false;
+  // Adaptive polling: for up to this many microseconds after its last event
+  // the thread spins on its ring instead of sleeping in the kernel, so the
+  // next request of a low-depth stream finds it awake. A thread idle for
+  // longer sleeps as usual, so an idle device costs no CPU. 0 turns it off.
+  unsigned poll_usec = 0;
 };
 
 class Queue final : public CompletionSink {
@@ -87,6 +92,7 @@ class Queue final : public CompletionSink {
   void send(std::uint16_t tag, unsigned cmd_op, int result);
   bool try_send(std::uint16_t tag, unsigned cmd_op, int result);
   void arm_wake();
+  bool spin_for_events(unsigned max_wait_usec);
 
   QueueConfig cfg_;
   DispatchQueue& core_;
@@ -107,6 +113,7 @@ class Queue final : public CompletionSink {
   int wake_fd_ = -1;
   unsigned dead_tags_ = 0;
   bool registered_ = false;
+  std::uint64_t last_event_ns_ = 0;  // when a poll last delivered something
 };
 
 }  // namespace ubdm::ublk

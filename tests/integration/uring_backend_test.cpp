@@ -413,6 +413,37 @@ TEST(UringBackendRing, UsesSingleIssuerAndDeferTaskrunOnKernelsThatHaveThem) {
   EXPECT_NE(b.setup_flags() & IORING_SETUP_DEFER_TASKRUN, 0U);
 }
 
+TEST(UringBackendRing, EventsReadySeesCompletionWorkBeforeAnyCqeIsPosted) {
+  // What adaptive polling relies on: with DEFER_TASKRUN a completion is
+  // queued as work for the ring's thread and becomes a CQE only when that
+  // thread enters the kernel; events_ready() must see it before that.
+  UringBackend b;
+  ASSERT_NE(b.setup_flags() & IORING_SETUP_TASKRUN_FLAG, 0U);
+  EXPECT_FALSE(b.events_ready()) << "an idle ring";
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  CountingHandler h;
+  char byte = 0;
+  io_uring_sqe* sqe = b.get_sqe();
+  ASSERT_NE(sqe, nullptr);
+  io_uring_prep_read(sqe, fds[0], &byte, 1, static_cast<std::uint64_t>(-1));
+  io_uring_sqe_set_data(sqe, static_cast<RingHandler*>(&h));
+  ASSERT_EQ(b.flush(), 0);
+  EXPECT_FALSE(b.events_ready()) << "the read still waits for data";
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  // The pipe's wake-up ran in write() and queued the completion work.
+  EXPECT_TRUE(b.events_ready());
+  EXPECT_EQ(io_uring_cq_ready(b.ring()), 0U) << "no CQE until the ring's thread enters the kernel";
+  EXPECT_EQ(h.calls, 0U);
+  EXPECT_EQ(b.poll(0), 1);
+  EXPECT_EQ(h.calls, 1U);
+  EXPECT_EQ(h.last_res, 1);
+  EXPECT_EQ(byte, 'x');
+  EXPECT_FALSE(b.events_ready()) << "everything was reaped";
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 TEST(UringBackendRing, ForeignCqesGoToTheirHandlerAndZeroUserDataIsIgnored) {
   UringBackend b;
   CountingHandler h;

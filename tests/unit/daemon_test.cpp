@@ -84,7 +84,13 @@ TEST_F(DaemonTest, CreateRefusesBadNamesDuplicatesAndQueueSettings) {
             "queue count 0 out of range: must be between 1 and 64");
   EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"depth", 5000}}).second,
             "queue depth 5000 out of range: must be between 1 and 4096");
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"poll_usec", 1000001}}).second,
+            "poll window 1000001 us out of range: must be between 0 and 1000000");
+  EXPECT_EQ(manager().device_count(), 0U);
   call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(info("a")["poll_usec"], 50) << "the daemon's default";
+  call({{"op", "create"}, {"name", "b"}, {"table", "0 8 zero"}, {"poll_usec", 0}});
+  EXPECT_EQ(info("b")["poll_usec"], 0);
   EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}}),
             std::make_pair(EEXIST, std::string("device already exists")));
 }

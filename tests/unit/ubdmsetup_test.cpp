@@ -260,7 +260,7 @@ TEST_F(ControlCliTest, ListingVerbs) {
 
 TEST_F(ControlCliTest, CreateJoinsTableOptions) {
   const auto r = run_cli(with_socket({"create", "mp0", "--table", "0 8 zero;8 8 error", "--table",
-                                      "16 8 zero", "--queues", "2", "--depth", "64"}));
+                                      "16 8 zero", "--queues", "2", "--depth", "64", "--poll-usec", "25"}));
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(last_request(), (json{{"v", 1},
@@ -268,7 +268,8 @@ TEST_F(ControlCliTest, CreateJoinsTableOptions) {
                                   {"name", "mp0"},
                                   {"table", "0 8 zero\n8 8 error\n16 8 zero\n"},
                                   {"queues", 2},
-                                  {"depth", 64}}));
+                                  {"depth", 64},
+                                  {"poll_usec", 25}}));
 }
 
 TEST_F(ControlCliTest, TableFromFileOrStdin) {
@@ -341,6 +342,8 @@ TEST_F(ControlCliTest, UsageErrorsAreOneLineExitTwoAndSendNothing) {
        "ubdmsetup: create mp0: --queues must be a number from 1 to 64, not '65'\n"},
       {{"create", "mp0", "--table", "0 8 zero", "--depth", "0"},
        "ubdmsetup: create mp0: --depth must be a number from 1 to 4096, not '0'\n"},
+      {{"create", "mp0", "--table", "0 8 zero", "--poll-usec", "-1"},
+       "ubdmsetup: create mp0: --poll-usec must be a number from 0 to 1000000, not '-1'\n"},
       {{"create", "mp0", "--table", "0 8 zero", "file"},
        "ubdmsetup: create mp0: give the table either as FILE or with --table, not both\n"},
       {{"suspend", "--timeout", "0", "mp0"},

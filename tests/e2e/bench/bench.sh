@@ -64,13 +64,15 @@ ubdm_node() {
     ubdmsetup info "$1" | awk '/Block device:/ { print $3 }'
   fi
 }
-ubdm_create() { # NAME TABLE
-  if ! ubdmsetup create "$1" --table "$2" >"$TEST_TMP/create.err" 2>&1; then
+ubdm_create() { # NAME TABLE [CREATE-OPTION...]
+  local name=$1 table=$2
+  shift 2
+  if ! ubdmsetup create "$name" --table "$table" "$@" >"$TEST_TMP/create.err" 2>&1; then
     BENCH_SKIP="ubdmsetup create failed: $(tr '\n' ' ' <"$TEST_TMP/create.err")"
     return 1
   fi
-  BENCH_DEV=$(ubdm_node "$1")
-  [ -b "$BENCH_DEV" ] || { BENCH_SKIP="no block device for ubdm $1"; return 1; }
+  BENCH_DEV=$(ubdm_node "$name")
+  [ -b "$BENCH_DEV" ] || { BENCH_SKIP="no block device for ubdm $name"; return 1; }
 }
 mpath_table() { # SELECTOR (round-robin|queue-length|service-time)
   local p1 p2
@@ -100,6 +102,12 @@ bench_setup() {
       ubdm_up || return 1
       ubdm_create bench0 "0 $(dev_sectors /dev/nullb0) linear /dev/nullb0 0" || return 1
       ;;
+    null-ubdm-linear-poll[0-9]*)
+      BENCH_BASE=null-raw
+      ubdm_up || return 1
+      ubdm_create bench0 "0 $(dev_sectors /dev/nullb0) linear /dev/nullb0 0" \
+        --poll-usec "${1#null-ubdm-linear-poll}" || return 1
+      ;;
     sda-raw)
       BENCH_BASE=sda-raw
       BENCH_DEV=$(scsi_debug_paths | cut -d' ' -f1)
@@ -123,7 +131,7 @@ bench_teardown() {
   case $1 in
     null-dm-linear) dm_remove bench_lin ;;
     mpath-dm-*) dm_remove bench_mp ;;
-    null-ubdm-linear) ubdmsetup remove bench0 ;;
+    null-ubdm-linear | null-ubdm-linear-poll*) ubdmsetup remove bench0 ;;
     mpath-ubdm-*) ubdmsetup remove bench_mp ;;
   esac
 }

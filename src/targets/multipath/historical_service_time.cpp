@@ -108,23 +108,8 @@ class HstQueue final : public SelectorQueue {
 
   int select_path(std::uint64_t /*bytes*/) override {
     const std::uint64_t now = clock_.now_ns();
-    order_.sync();
-    std::size_t best_pos = 0;
-    int best = -1;
-    for (std::size_t pos = 0; pos < order_.size(); ++pos) {
-      if (!order_.valid_at(pos)) {
-        continue;
-      }
-      const std::uint32_t idx = order_.at(pos);
-      if (best < 0 || compare(idx, static_cast<unsigned>(best), now) < 0) {
-        best = static_cast<int>(idx);
-        best_pos = pos;
-      }
-    }
-    if (best >= 0) {
-      order_.move_to_tail(best_pos);
-    }
-    return best;
+    return order_.select([this, now](std::uint32_t a, std::uint32_t b) { return compare(a, b, now) < 0; },
+                         [](std::uint32_t) { return false; });
   }
 
   void start_io(unsigned path, std::uint64_t /*bytes*/) override {

@@ -30,30 +30,10 @@ class QueueLengthQueue final : public SelectorQueue {
   explicit QueueLengthQueue(std::span<SelectorPath* const> paths)
       : order_(paths, PathOrder::Reinstated::kToTail), in_flight_(paths.size()) {}
 
+  // The valid path with the fewest I/Os in flight; an idle one ends the scan.
   int select_path(std::uint64_t /*bytes*/) override {
-    order_.sync();
-    std::size_t best_pos = 0;
-    int best = -1;
-    std::uint64_t best_len = 0;
-    for (std::size_t pos = 0; pos < order_.size(); ++pos) {
-      if (!order_.valid_at(pos)) {
-        continue;
-      }
-      const std::uint32_t idx = order_.at(pos);
-      const std::uint64_t len = in_flight_[idx].load(std::memory_order_relaxed);
-      if (best < 0 || len < best_len) {
-        best = static_cast<int>(idx);
-        best_pos = pos;
-        best_len = len;
-      }
-      if (best_len == 0) {
-        break;  // nothing beats an idle path
-      }
-    }
-    if (best >= 0) {
-      order_.move_to_tail(best_pos);
-    }
-    return best;
+    return order_.select([this](std::uint32_t a, std::uint32_t b) { return in_flight(a) < in_flight(b); },
+                         [this](std::uint32_t a) { return in_flight(a) == 0; });
   }
 
   void start_io(unsigned path, std::uint64_t /*bytes*/) override { relaxed_add(in_flight_[path], 1); }

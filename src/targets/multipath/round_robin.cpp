@@ -27,16 +27,9 @@ class RoundRobinQueue final : public SelectorQueue {
   explicit RoundRobinQueue(std::span<SelectorPath* const> paths)
       : order_(paths, PathOrder::Reinstated::kToHead) {}
 
+  // The first valid path in list order.
   int select_path(std::uint64_t /*bytes*/) override {
-    order_.sync();
-    for (std::size_t pos = 0; pos < order_.size(); ++pos) {
-      if (order_.valid_at(pos)) {
-        const std::uint32_t idx = order_.at(pos);
-        order_.move_to_tail(pos);
-        return static_cast<int>(idx);
-      }
-    }
-    return -1;
+    return order_.select([](std::uint32_t, std::uint32_t) { return false; }, [](std::uint32_t) { return true; });
   }
   void start_io(unsigned /*path*/, std::uint64_t /*bytes*/) override {}
   void end_io(unsigned /*path*/, std::uint64_t /*bytes*/, std::uint64_t /*start_ns*/,

@@ -61,18 +61,42 @@ class PathOrder {
 
   PathOrder(std::span<SelectorPath* const> paths, Reinstated where);
 
-  // Move the paths reinstated since the last call to the head or tail. Call
-  // at the start of every selection.
-  void sync();
+  // The selection every kernel selector makes: sync, scan the valid paths
+  // in list order, keep the first that no later one beats (`better(a, b)`:
+  // path a is strictly better than path b, so ties go to the earlier one),
+  // move it to the tail and return its index; -1 if none is valid.
+  // `unbeatable(a)` ends the scan early once path a cannot be beaten.
+  template <class Better, class Unbeatable>
+  int select(Better better, Unbeatable unbeatable) {
+    sync();
+    std::size_t best_pos = 0;
+    int best = -1;
+    for (std::size_t pos = 0; pos < order_.size(); ++pos) {
+      if (!valid_at(pos)) {
+        continue;
+      }
+      const std::uint32_t idx = order_[pos];
+      if (best < 0 || better(idx, static_cast<std::uint32_t>(best))) {
+        best = static_cast<int>(idx);
+        best_pos = pos;
+      }
+      if (unbeatable(static_cast<std::uint32_t>(best))) {
+        break;
+      }
+    }
+    if (best >= 0) {
+      move_to_tail(best_pos);
+    }
+    return best;
+  }
 
-  std::size_t size() const { return order_.size(); }
-  // The path index at list position `pos`.
-  std::uint32_t at(std::size_t pos) const { return order_[pos]; }
+ private:
+  // Move the paths reinstated since the last call to the head or tail (the
+  // start of every selection).
+  void sync();
   bool valid_at(std::size_t pos) const { return paths_[order_[pos]]->valid.load(std::memory_order_relaxed); }
   // list_move_tail: the path at `pos` becomes the last.
   void move_to_tail(std::size_t pos);
-
- private:
   void move_to_head(std::size_t pos);
 
   std::span<SelectorPath* const> paths_;

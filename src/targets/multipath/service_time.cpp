@@ -74,25 +74,11 @@ class ServiceTimeQueue final : public SelectorQueue {
       : order_(paths, PathOrder::Reinstated::kToTail), rt_(rt), in_flight_(paths.size()) {}
 
   int select_path(std::uint64_t bytes) override {
-    order_.sync();
-    std::size_t best_pos = 0;
-    int best = -1;
-    for (std::size_t pos = 0; pos < order_.size(); ++pos) {
-      if (!order_.valid_at(pos)) {
-        continue;
-      }
-      const std::uint32_t idx = order_.at(pos);
-      if (best < 0 || compare_load(in_flight_[idx].load(std::memory_order_relaxed), rt_[idx],
-                                   in_flight_[static_cast<unsigned>(best)].load(std::memory_order_relaxed),
-                                   rt_[static_cast<unsigned>(best)], bytes) < 0) {
-        best = static_cast<int>(idx);
-        best_pos = pos;
-      }
-    }
-    if (best >= 0) {
-      order_.move_to_tail(best_pos);
-    }
-    return best;
+    return order_.select(
+        [this, bytes](std::uint32_t a, std::uint32_t b) {
+          return compare_load(in_flight(a), rt_[a], in_flight(b), rt_[b], bytes) < 0;
+        },
+        [](std::uint32_t) { return false; });
   }
 
   void start_io(unsigned path, std::uint64_t bytes) override { relaxed_add(in_flight_[path], bytes); }

@@ -53,6 +53,11 @@ done
 case $runtime in '' | *[!0-9]*) vm_die "--runtime takes whole seconds" ;; esac
 devices=$(tr -s ' ,' ',' <<<"$devices")
 workloads=$(tr -s ' ,' ',' <<<"$workloads")
+# Results are keyed by device and workload: a repeat would print one figure twice.
+for list in "$devices" "$workloads"; do
+  dup=$(tr ',' '\n' <<<"$list" | grep . | sort | uniq -d | head -n 1)
+  [ -z "$dup" ] || vm_die "'$dup' is listed twice (each device and workload runs once per boot)"
+done
 if [ $bins_given = 0 ]; then
   mapfile -t bins < <(vm_default_bins)
 fi

@@ -37,7 +37,8 @@ struct DaemonConfig {
   unsigned default_depth = 128;
   // Adaptive-polling window of the queue threads (ublk::QueueConfig). 50 us
   // covers a request's round trip to the submitter even under TCG, where it
-  // cut 4k qd1 latency by a third; an idle device spins no longer than this.
+  // cut 4k qd1 latency by a quarter to a third; an idle device spins no
+  // longer than this.
   unsigned default_poll_usec = 50;
   std::uint32_t max_io_bytes = 512 * 1024;
 };

@@ -8,7 +8,8 @@
 #
 #   --runtime S        seconds per fio run (default $UBDM_BENCH_RUNTIME or 8)
 #   --devices LIST     comma list, default null-raw,null-dm-linear,null-ubdm-linear;
-#                      also sda-raw, mpath-dm-rr, mpath-dm-ql, mpath-dm-st,
+#                      also null-ubdm-linear-pollN (--poll-usec N), sda-raw,
+#                      mpath-dm-rr, mpath-dm-ql, mpath-dm-st,
 #                      mpath-ubdm-rr, mpath-ubdm-ql, mpath-ubdm-st
 #                      (see tests/e2e/bench/bench.sh); env UBDM_BENCH_DEVICES
 #   --workloads LIST   comma list of <rw>-<bs>-qd<N>, default

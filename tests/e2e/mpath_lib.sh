@@ -7,6 +7,8 @@
 #
 # mp_setup                 P1, P2 (the two scsi_debug paths), SECTORS (their
 #                          size), M1, M2 (their major:minor)
+# mp_start                 the usual start of a test: require_ubdm, mp_setup,
+#                          start_ubdmd, stop_ubdmd registered with on_exit
 # majmin DEV               major:minor of a block device, decimal
 # mp_table FEATURES SEL    "0 $SECTORS multipath <#> FEATURES 0 1 1 SEL 0 2 1
 #                          $P1 1 $P2 1": one group, both paths ("" = none)
@@ -51,6 +53,13 @@ mp_setup() {
   P1=$1 P2=$2
   SECTORS=$(dev_sectors "$P1")
   M1=$(majmin "$P1") M2=$(majmin "$P2")
+}
+
+mp_start() {
+  require_ubdm
+  mp_setup
+  start_ubdmd
+  on_exit stop_ubdmd
 }
 
 majmin() {

@@ -13,13 +13,10 @@
 # shellcheck source=tests/e2e/mpath_lib.sh
 . "$(dirname "$0")/mpath_lib.sh"
 set -eu
-require_ubdm
-mp_setup
+mp_start
 # shellcheck disable=SC2034 # read by mp_create
 MP_QUEUES=2
 FLAP_S=${UBDM_MPATH_FLAP_SECONDS:-60}
-start_ubdmd
-on_exit stop_ubdmd
 mp_create mp "$(mp_table "path_check_interval 1" round-robin)"
 on_exit path_online "$P1"
 on_exit path_online "$P2"

@@ -10,10 +10,7 @@
 # shellcheck source=tests/e2e/mpath_lib.sh
 . "$(dirname "$0")/mpath_lib.sh"
 set -eu
-require_ubdm
-mp_setup
-start_ubdmd
-on_exit stop_ubdmd
+mp_start
 
 mp_create mp "$(mp_table "path_check_interval 1" round-robin)"
 sum=$(write_random "$MP_DEV" 4 1)

@@ -9,10 +9,7 @@
 # shellcheck source=tests/e2e/mpath_lib.sh
 . "$(dirname "$0")/mpath_lib.sh"
 set -eu
-require_ubdm
-mp_setup
-start_ubdmd
-on_exit stop_ubdmd
+mp_start
 
 table=$(mp_table "queue_if_no_path path_check_interval 1" round-robin)
 mp_create mp "$table"

@@ -5,9 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpath_lib.sh"
 set -eu
-mp_setup
-start_ubdmd
-on_exit stop_ubdmd
+mp_start
 on_exit path_online "$P2"
 on_exit path_online "$P1"
 ubdmsetup create q0 --queues 1 --table "$(mp_table "queue_if_no_path path_check_interval 1" "round-robin")"

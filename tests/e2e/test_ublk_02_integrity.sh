@@ -1,7 +1,9 @@
 #!/bin/sh
 # Data integrity through ublk: two devices at once (linear over brd and over
 # scsi_debug), two queues each; fio random writes of mixed 4k/64k blocks with
-# crc32c verify, a separate read-verify pass, then a 1M sequential pass.
+# crc32c verify, a separate read-verify pass, then a 1M sequential pass. The
+# brd device's queue threads poll (the default window), the scsi_debug
+# device's do not (--poll-usec 0), so both ways of waiting carry data.
 . "$(dirname "$0")/lib.sh"
 set -eu
 start_ubdmd
@@ -12,8 +14,11 @@ sd=$1
 ubdmsetup create ram --queues 2 --table "0 262144 linear /dev/ram0 0"
 on_exit ubdmsetup remove ram
 # The second half of the scsi_debug LUN, so the offset arithmetic is exercised.
-ubdmsetup create sd --queues 2 --table "0 262144 linear $sd 262144"
+ubdmsetup create sd --queues 2 --poll-usec 0 --table "0 262144 linear $sd 262144"
 on_exit ubdmsetup remove sd
+# The JSON is printed one key per line.
+poll_of() { ubdmsetup --json info "$1" | sed -n 's/^ *"poll_usec": \([0-9]*\),\{0,1\}$/\1/p'; }
+expect_eq "$(poll_of ram) $(poll_of sd)" "50 0" "poll windows (ram, sd)"
 
 both="--name=ram --filename=/dev/ubdm/ram --name=sd --filename=/dev/ubdm/sd"
 fio_both() { # PHASE FIO-GLOBAL-ARGS...

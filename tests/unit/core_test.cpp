@@ -6,10 +6,8 @@
 #include <cstring>
 #include <numeric>
 
-#include "core/inproc_frontend.hpp"
-#include "io/fake_backend.hpp"
+#include "live_device.hpp"
 #include "probe_target.hpp"
-#include "ubdm/device.hpp"
 
 namespace ubdm::test {
 namespace {
@@ -26,7 +24,7 @@ bool disk_has(FakeDisk& disk, sector_t sector, const std::vector<std::byte>& dat
   return std::memcmp(disk.data().data() + (sector << kSectorShift), data.data(), data.size()) == 0;
 }
 
-class CoreTest : public ::testing::Test {
+class CoreTest : public ::testing::Test, protected LiveDevice {
  protected:
   void SetUp() override {
     register_probe_target();
@@ -36,28 +34,11 @@ class CoreTest : public ::testing::Test {
     storage.add_disk("disk2", 4096);
   }
 
-  // A device with `config`, the table loaded and resumed, and a frontend on queue 0.
   void make(const std::string& table, DeviceConfig config = DeviceConfig{1, 16, 4}) {
-    dev = std::make_unique<MappedDevice>("test", config, storage, clock);
-    dev->load_text(table);
-    dev->resume();
-    fe = std::make_unique<InprocFrontend>(dev->queue(0), backend);
-  }
-
-  // Drive the queue and the backend a few rounds (time does not move).
-  void pump(int rounds = 4) {
-    for (int i = 0; i < rounds; ++i) {
-      fe->run_once(0);
-    }
+    start("test", table, config);
   }
 
   ProbeTarget& probe(std::size_t i) { return *probes().at(i); }
-
-  ManualClock clock;
-  FakeStorage storage;
-  FakeBackend backend;
-  std::unique_ptr<MappedDevice> dev;
-  std::unique_ptr<InprocFrontend> fe;
 };
 
 // --- completion flow ---------------------------------------------------------

@@ -8,8 +8,7 @@
 
 #include <cstring>
 
-#include "core/inproc_frontend.hpp"
-#include "io/fake_backend.hpp"
+#include "live_device.hpp"
 #include "targets/multipath/multipath.hpp"
 #include "ubdm/device.hpp"
 #include "ubdm/error.hpp"
@@ -19,7 +18,7 @@ namespace {
 
 constexpr const char* kOff = "path_check_interval 0";
 
-class MultipathTest : public ::testing::Test {
+class MultipathTest : public ::testing::Test, protected test::LiveDevice {
  protected:
   MultipathTest() {
     storage.add_disk("d0", 4096);
@@ -28,21 +27,13 @@ class MultipathTest : public ::testing::Test {
   }
 
   void make(const std::string& params, unsigned queues = 1) {
-    dev = std::make_unique<MappedDevice>("mp", DeviceConfig{queues, 16, 4}, storage, clock);
-    dev->load_text("0 2048 multipath " + params);
-    dev->resume();
-    fe = std::make_unique<InprocFrontend>(dev->queue(0), backend);
+    start("mp", "0 2048 multipath " + params, DeviceConfig{queues, 16, 4});
   }
 
   std::string info() { return dev->status_lines(StatusType::kInfo).at(0); }
   std::string table() { return dev->status_lines(StatusType::kTable).at(0); }
   MultipathTarget& target() { return dynamic_cast<MultipathTarget&>(dev->live_table()->target(0)); }
   void msg(std::vector<std::string> words) { dev->message(0, words); }
-  void pump(int n = 4) {
-    for (int i = 0; i < n; ++i) {
-      fe->run_once(0);
-    }
-  }
   std::string build_error(const std::string& params) {
     MappedDevice d("x", DeviceConfig{}, storage, clock);
     try {
@@ -53,11 +44,6 @@ class MultipathTest : public ::testing::Test {
     return "";
   }
 
-  ManualClock clock;
-  FakeStorage storage;
-  FakeBackend backend;
-  std::unique_ptr<MappedDevice> dev;
-  std::unique_ptr<InprocFrontend> fe;
 };
 
 // --- table and status lines ---------------------------------------------------

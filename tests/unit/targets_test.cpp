@@ -16,9 +16,7 @@
 #include <tuple>
 #include <vector>
 
-#include "core/inproc_frontend.hpp"
-#include "io/fake_backend.hpp"
-#include "ubdm/clock.hpp"
+#include "live_device.hpp"
 #include "ubdm/device.hpp"
 #include "ubdm/error.hpp"
 #include "ubdm/table.hpp"
@@ -78,19 +76,19 @@ bool all_zero(const std::byte* p, std::size_t n) {
   return std::all_of(p, p + n, [](std::byte b) { return b == std::byte{0}; });
 }
 
-class TargetTestBase : public ::testing::Test {
+class TargetTestBase : public ::testing::Test, protected test::LiveDevice {
  protected:
   TargetTestBase() {
-    storage_.add_disk("disk0", kDiskSectors);
-    storage_.add_disk("disk1", kDiskSectors);
-    storage_.add_disk("disk2", kDiskSectors);
-    storage_.add_disk("small", kSmallSectors);
+    storage.add_disk("disk0", kDiskSectors);
+    storage.add_disk("disk1", kDiskSectors);
+    storage.add_disk("disk2", kDiskSectors);
+    storage.add_disk("small", kSmallSectors);
   }
 
   // --- control plane: tables built directly, no device ---
 
   std::unique_ptr<Table> build(std::string_view text) {
-    return Table::build(parse_table_text(text), storage_, ctx_, clock_);
+    return Table::build(parse_table_text(text), storage, ctx_, clock);
   }
 
   // Building `text` fails with an ubdm::Error carrying `code` and a message containing `needle`.
@@ -120,45 +118,30 @@ class TargetTestBase : public ::testing::Test {
   std::vector<DeviceRange> devices_of(std::string_view text) {
     const std::unique_ptr<Table> table = build(text);
     std::vector<DeviceRange> out;
-    table->target(0).iterate_devices([&](const BlockDevice& dev, sector_t start, sector_t len) {
-      out.emplace_back(dev.path(), start, len);
+    table->target(0).iterate_devices([&](const BlockDevice& bd, sector_t first, sector_t len) {
+      out.emplace_back(bd.path(), first, len);
     });
     return out;
   }
 
   // --- data path: a live device driven through the in-process frontend ---
 
-  void start(std::string_view text) {
-    dev_ = std::make_unique<MappedDevice>("t", DeviceConfig{1, 16, 4}, storage_, clock_);
-    dev_->load_text(text);
-    dev_->resume();
-    fe_ = std::make_unique<InprocFrontend>(dev_->queue(0), backend_, kFrontendMaxIo);
-  }
+  void start(std::string_view text) { LiveDevice::start("t", text, DeviceConfig{1, 16, 4}, kFrontendMaxIo); }
 
-  InprocFrontend& fe() { return *fe_; }
-  Target& live_target(std::size_t i = 0) { return dev_->live_table()->target(i); }
+  Target& live_target(std::size_t i = 0) { return dev->live_table()->target(i); }
   std::string info() { return live_target().status(StatusType::kInfo); }
-  void run(int rounds = 3) {
-    for (int i = 0; i < rounds; ++i) {
-      fe_->run_once();
-    }
-  }
+  void run(int rounds = 3) { pump(rounds); }
 
   std::byte* disk(const std::string& name, sector_t sector) {
-    return storage_.disk(name).data().data() + (sector << kSectorShift);
+    return storage.disk(name).data().data() + (sector << kSectorShift);
   }
-  FakeDiskCounters& counters(const std::string& name) { return storage_.disk(name).counters(); }
-  std::uint32_t id_of(const std::string& name) { return storage_.disk(name).id(); }
+  FakeDiskCounters& counters(const std::string& name) { return storage.disk(name).counters(); }
+  std::uint32_t id_of(const std::string& name) { return storage.disk(name).id(); }
   void fill_disk(const std::string& name, sector_t sector, const std::vector<std::byte>& data) {
     std::memcpy(disk(name, sector), data.data(), data.size());
   }
 
-  FakeStorage storage_;
-  ManualClock clock_;
   StubDevice ctx_;
-  FakeBackend backend_;
-  std::unique_ptr<MappedDevice> dev_;
-  std::unique_ptr<InprocFrontend> fe_;  // declared last: destroyed before the device
 };
 
 class TargetRegistry : public TargetTestBase {};
@@ -223,18 +206,18 @@ TEST_F(LinearTarget, ReportsItsDeviceRange) {
 TEST_F(LinearTarget, MapsSectorsOntoTheDeviceAfterTheOffset) {
   start("0 1024 linear disk0 16");
   const auto data = pattern(8, 1);
-  ASSERT_EQ(fe().write(4, 8, data.data()), 0);
+  ASSERT_EQ(fe->write(4, 8, data.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 20), data.data(), data.size()));
   EXPECT_TRUE(all_zero(disk("disk0", 0), 20 * kSectorSize));
   std::vector<std::byte> back(data.size());
-  ASSERT_EQ(fe().read(4, 8, back.data()), 0);
+  ASSERT_EQ(fe->read(4, 8, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
 }
 
 TEST_F(LinearTarget, SecondTargetMapsRelativeToItsOwnStart) {
   start("0 512 linear disk0 0\n512 512 linear disk1 100");
   const auto data = pattern(8, 2);
-  ASSERT_EQ(fe().write(508, 8, data.data()), 0);
+  ASSERT_EQ(fe->write(508, 8, data.data()), 0);
   // Four sectors end the first target, four start the second.
   EXPECT_TRUE(same_bytes(disk("disk0", 508), data.data(), 4 * kSectorSize));
   EXPECT_TRUE(same_bytes(disk("disk1", 100), data.data() + 4 * kSectorSize, 4 * kSectorSize));
@@ -243,9 +226,9 @@ TEST_F(LinearTarget, SecondTargetMapsRelativeToItsOwnStart) {
 TEST_F(LinearTarget, PassesFlushAndDiscardToTheDevice) {
   start("0 1024 linear disk0 16");
   fill_disk("disk0", 16, pattern(32, 3));
-  ASSERT_EQ(fe().flush(), 0);
+  ASSERT_EQ(fe->flush(), 0);
   EXPECT_EQ(counters("disk0").flushes, 1U);
-  ASSERT_EQ(fe().discard(8, 8), 0);
+  ASSERT_EQ(fe->discard(8, 8), 0);
   EXPECT_EQ(counters("disk0").discards, 1U);
   EXPECT_TRUE(all_zero(disk("disk0", 24), 8 * kSectorSize));
   EXPECT_FALSE(all_zero(disk("disk0", 16), 8 * kSectorSize));
@@ -329,24 +312,24 @@ TEST_F(StripedTarget, ReportsEachStripeDeviceWithItsShareOfTheLength) {
 TEST_F(StripedTarget, PlacesChunksRoundRobinAcrossStripes) {
   start("0 64 striped 2 8 disk0 0 disk1 16");
   const auto data = pattern(64, 4);
-  ASSERT_EQ(fe().write(0, 64, data.data()), 0);
+  ASSERT_EQ(fe->write(0, 64, data.data()), 0);
   // Chunk k (8 sectors) goes to stripe k % 2, at that stripe's chunk k / 2.
   for (sector_t k = 0; k < 8; ++k) {
-    const std::string dev = k % 2 == 0 ? "disk0" : "disk1";
+    const std::string name = k % 2 == 0 ? "disk0" : "disk1";
     const sector_t base = k % 2 == 0 ? 0 : 16;
-    EXPECT_TRUE(same_bytes(disk(dev, base + (k / 2) * 8), data.data() + k * 8 * kSectorSize, 8 * kSectorSize))
+    EXPECT_TRUE(same_bytes(disk(name, base + (k / 2) * 8), data.data() + k * 8 * kSectorSize, 8 * kSectorSize))
         << "chunk " << k;
   }
   EXPECT_TRUE(all_zero(disk("disk1", 0), 16 * kSectorSize));  // below stripe 1's offset
   std::vector<std::byte> back(data.size());
-  ASSERT_EQ(fe().read(0, 64, back.data()), 0);
+  ASSERT_EQ(fe->read(0, 64, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
 }
 
 TEST_F(StripedTarget, PlacesChunksWithNonPowerOfTwoChunkAndStripeCount) {
   start("0 144 striped 3 24 disk0 0 disk1 8 disk2 16");
   const auto data = pattern(144, 5);
-  ASSERT_EQ(fe().write(0, 144, data.data()), 0);
+  ASSERT_EQ(fe->write(0, 144, data.data()), 0);
   const char* devs[] = {"disk0", "disk1", "disk2"};
   const sector_t offs[] = {0, 8, 16};
   for (sector_t k = 0; k < 6; ++k) {
@@ -356,18 +339,18 @@ TEST_F(StripedTarget, PlacesChunksWithNonPowerOfTwoChunkAndStripeCount) {
   }
   // A read starting mid-chunk and crossing three chunks comes back in order.
   std::vector<std::byte> back(40 * kSectorSize);
-  ASSERT_EQ(fe().read(10, 40, back.data()), 0);
+  ASSERT_EQ(fe->read(10, 40, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data() + 10 * kSectorSize, back.size()));
 }
 
 TEST_F(StripedTarget, SplitsRequestsAtChunkBoundaries) {
   start("0 64 striped 2 8 disk0 0 disk1 16");
-  backend_.record(true);
+  backend.record(true);
   const auto data = pattern(16, 6);
-  ASSERT_EQ(fe().write(4, 16, data.data()), 0);
+  ASSERT_EQ(fe->write(4, 16, data.data()), 0);
   // Sectors 4..19: the tail of chunk 0, all of chunk 1, the head of chunk 2.
   std::vector<std::tuple<std::uint32_t, std::uint64_t, std::uint32_t>> ios;
-  for (const FakeIoRecord& r : backend_.log()) {
+  for (const FakeIoRecord& r : backend.log()) {
     EXPECT_EQ(r.op, Op::kWrite);
     EXPECT_GE(r.result, 0);
     ios.emplace_back(r.dev_id, r.offset, r.len);
@@ -390,24 +373,24 @@ TEST_F(StripedTarget, SplitsRequestsAtChunkBoundaries) {
 TEST_F(StripedTarget, SplitsRequestsLongerThanTheClonesPerTag) {
   // 10 chunks in one request, with only 4 clones per tag: pieces are mapped in turn.
   start("0 80 striped 2 8 disk0 0 disk1 0");
-  backend_.record(true);
+  backend.record(true);
   const auto data = pattern(80, 7);
-  ASSERT_EQ(fe().write(0, 80, data.data()), 0);
-  EXPECT_EQ(backend_.log().size(), 10U);
-  for (const FakeIoRecord& r : backend_.log()) {
+  ASSERT_EQ(fe->write(0, 80, data.data()), 0);
+  EXPECT_EQ(backend.log().size(), 10U);
+  for (const FakeIoRecord& r : backend.log()) {
     EXPECT_EQ(r.len, 8 * kSectorSize);
   }
   std::vector<std::byte> back(data.size());
-  ASSERT_EQ(fe().read(0, 80, back.data()), 0);
+  ASSERT_EQ(fe->read(0, 80, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
 }
 
 TEST_F(StripedTarget, SendsFlushToEveryStripe) {
   start("0 96 striped 3 8 disk0 0 disk1 0 disk2 0");
-  backend_.record(true);
-  ASSERT_EQ(fe().flush(), 0);
+  backend.record(true);
+  ASSERT_EQ(fe->flush(), 0);
   std::vector<std::uint32_t> flushed;
-  for (const FakeIoRecord& r : backend_.log()) {
+  for (const FakeIoRecord& r : backend.log()) {
     EXPECT_EQ(r.op, Op::kFlush);
     flushed.push_back(r.dev_id);
   }
@@ -424,14 +407,14 @@ TEST_F(StripedTarget, SplitsDiscardsAndWriteZeroesAtChunkBoundaries) {
   start("0 64 striped 2 8 disk0 0 disk1 16");
   fill_disk("disk0", 0, pattern(32, 8));
   fill_disk("disk1", 16, pattern(32, 9));
-  backend_.record(true);
-  ASSERT_EQ(fe().discard(0, 24), 0);  // chunks 0, 1, 2
+  backend.record(true);
+  ASSERT_EQ(fe->discard(0, 24), 0);  // chunks 0, 1, 2
   EXPECT_EQ(counters("disk0").discards, 2U);
   EXPECT_EQ(counters("disk1").discards, 1U);
   EXPECT_TRUE(all_zero(disk("disk0", 0), 16 * kSectorSize));
   EXPECT_TRUE(all_zero(disk("disk1", 16), 8 * kSectorSize));
   EXPECT_FALSE(all_zero(disk("disk1", 24), 8 * kSectorSize));  // chunk 3 untouched
-  ASSERT_EQ(fe().write_zeroes(28, 8), 0);                      // tail of chunk 3, head of chunk 4
+  ASSERT_EQ(fe->write_zeroes(28, 8), 0);                      // tail of chunk 3, head of chunk 4
   EXPECT_EQ(counters("disk1").write_zeroes, 1U);
   EXPECT_EQ(counters("disk0").write_zeroes, 1U);
   EXPECT_TRUE(all_zero(disk("disk1", 28), 4 * kSectorSize));
@@ -443,16 +426,16 @@ TEST_F(StripedTarget, SplitsDiscardsAndWriteZeroesAtChunkBoundaries) {
 TEST_F(StripedTarget, MarksAStripeDeadInInfoAfterAnIoErrorAndRaisesAnEvent) {
   start("0 64 striped 2 8 disk0 0 disk1 0");
   EXPECT_EQ(info(), "2 disk0 disk1 1 AA");
-  storage_.inject("disk1", FaultRule{op_bit(Op::kRead), -EIO, 1});
-  const std::uint64_t events = dev_->event_nr();
+  storage.inject("disk1", FaultRule{op_bit(Op::kRead), -EIO, 1});
+  const std::uint64_t events = dev->event_nr();
   std::vector<std::byte> buf(8 * kSectorSize);
-  ASSERT_EQ(fe().read(0, 8, buf.data()), 0);  // chunk 0: disk0, fine
+  ASSERT_EQ(fe->read(0, 8, buf.data()), 0);  // chunk 0: disk0, fine
   EXPECT_EQ(info(), "2 disk0 disk1 1 AA");
-  EXPECT_EQ(fe().read(8, 8, buf.data()), -EIO);  // chunk 1: disk1 fails
+  EXPECT_EQ(fe->read(8, 8, buf.data()), -EIO);  // chunk 1: disk1 fails
   EXPECT_EQ(info(), "2 disk0 disk1 1 AD");
-  EXPECT_EQ(dev_->event_nr(), events + 1);
+  EXPECT_EQ(dev->event_nr(), events + 1);
   // The flag stays D after later successes.
-  ASSERT_EQ(fe().read(8, 8, buf.data()), 0);
+  ASSERT_EQ(fe->read(8, 8, buf.data()), 0);
   EXPECT_EQ(info(), "2 disk0 disk1 1 AD");
 }
 
@@ -473,20 +456,20 @@ TEST_F(ErrorTarget, FailsEveryOperationWithEio) {
   start("0 64 error");
   const auto data = pattern(8, 10);
   std::vector<std::byte> buf(data.size());
-  EXPECT_EQ(fe().read(0, 8, buf.data()), -EIO);
-  EXPECT_EQ(fe().write(0, 8, data.data()), -EIO);
-  EXPECT_EQ(fe().flush(), -EIO);
-  EXPECT_EQ(fe().discard(0, 8), -EIO);
-  EXPECT_EQ(fe().write_zeroes(0, 8), -EIO);
+  EXPECT_EQ(fe->read(0, 8, buf.data()), -EIO);
+  EXPECT_EQ(fe->write(0, 8, data.data()), -EIO);
+  EXPECT_EQ(fe->flush(), -EIO);
+  EXPECT_EQ(fe->discard(0, 8), -EIO);
+  EXPECT_EQ(fe->write_zeroes(0, 8), -EIO);
 }
 
 TEST_F(ErrorTarget, FailsOnlyItsOwnRangeInAMixedTable) {
   start("0 16 linear disk0 0\n16 16 error");
   const auto data = pattern(16, 11);
-  EXPECT_EQ(fe().write(0, 16, data.data()), 0);
+  EXPECT_EQ(fe->write(0, 16, data.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), 16 * kSectorSize));
-  EXPECT_EQ(fe().write(8, 16, data.data()), -EIO);
-  EXPECT_EQ(fe().read(16, 8, nullptr), -EIO);
+  EXPECT_EQ(fe->write(8, 16, data.data()), -EIO);
+  EXPECT_EQ(fe->read(16, 8, nullptr), -EIO);
 }
 
 // ===========================================================================
@@ -506,20 +489,20 @@ TEST_F(ZeroTarget, ReadsReturnZeroesAndWritesAreDropped) {
   const auto data = pattern(8, 12);
   // The write leaves its data in the frontend's tag buffer; the read that
   // reuses the tag must still come back zeroed.
-  ASSERT_EQ(fe().write(0, 8, data.data()), 0);
+  ASSERT_EQ(fe->write(0, 8, data.data()), 0);
   std::vector<std::byte> back = pattern(8, 13);
-  ASSERT_EQ(fe().read(0, 8, back.data()), 0);
+  ASSERT_EQ(fe->read(0, 8, back.data()), 0);
   EXPECT_TRUE(all_zero(back.data(), back.size()));
-  EXPECT_EQ(backend_.in_flight(), 0U);
-  EXPECT_EQ(dev_->queue(0).stats().backend_ios, 0U);
+  EXPECT_EQ(backend.in_flight(), 0U);
+  EXPECT_EQ(dev->queue(0).stats().backend_ios, 0U);
 }
 
 TEST_F(ZeroTarget, FlushDiscardAndWriteZeroesSucceedWithoutDeviceIo) {
   start("0 64 zero");
-  EXPECT_EQ(fe().flush(), 0);
-  EXPECT_EQ(fe().discard(0, 64), 0);
-  EXPECT_EQ(fe().write_zeroes(0, 64), 0);
-  EXPECT_EQ(dev_->queue(0).stats().backend_ios, 0U);
+  EXPECT_EQ(fe->flush(), 0);
+  EXPECT_EQ(fe->discard(0, 64), 0);
+  EXPECT_EQ(fe->write_zeroes(0, 64), 0);
+  EXPECT_EQ(dev->queue(0).stats().backend_ios, 0U);
 }
 
 // ===========================================================================
@@ -585,20 +568,20 @@ TEST_F(DelayTarget, ReportsEachDistinctClassDeviceRange) {
 TEST_F(DelayTarget, HoldsWritesOnTheWriteDeviceUntilTheWriteDelayElapses) {
   start("0 1024 delay disk0 0 100 disk1 8 200 disk2 16 300");
   const auto data = pattern(8, 20);
-  const int tag = fe().submit(Op::kWrite, 4, 8, 0, data.data());
+  const int tag = fe->submit(Op::kWrite, 4, 8, 0, data.data());
   ASSERT_GE(tag, 0);
   run();
-  EXPECT_FALSE(fe().done(tag));
+  EXPECT_FALSE(fe->done(tag));
   EXPECT_EQ(info(), "0 1 0");
   EXPECT_EQ(counters("disk1").writes, 0U);
-  clock_.advance_ms(199);
+  clock.advance_ms(199);
   run();
-  EXPECT_FALSE(fe().done(tag));
-  clock_.advance_ms(1);
+  EXPECT_FALSE(fe->done(tag));
+  clock.advance_ms(1);
   run();
-  ASSERT_TRUE(fe().done(tag));
-  EXPECT_EQ(fe().result(tag), 0);
-  fe().release(tag);
+  ASSERT_TRUE(fe->done(tag));
+  EXPECT_EQ(fe->result(tag), 0);
+  fe->release(tag);
   EXPECT_EQ(info(), "0 0 0");
   EXPECT_TRUE(same_bytes(disk("disk1", 12), data.data(), data.size()));
   EXPECT_EQ(counters("disk0").writes, 0U);
@@ -608,34 +591,34 @@ TEST_F(DelayTarget, HoldsReadsOnTheReadDeviceUntilTheReadDelayElapses) {
   start("0 1024 delay disk0 32 100 disk1 8 200");
   const auto data = pattern(8, 21);
   fill_disk("disk0", 32, data);
-  const int tag = fe().submit(Op::kRead, 0, 8);
+  const int tag = fe->submit(Op::kRead, 0, 8);
   ASSERT_GE(tag, 0);
   run();
-  EXPECT_FALSE(fe().done(tag));
+  EXPECT_FALSE(fe->done(tag));
   EXPECT_EQ(info(), "1 0 0");
-  clock_.advance_ms(100);
+  clock.advance_ms(100);
   run();
-  ASSERT_TRUE(fe().done(tag));
-  EXPECT_EQ(fe().result(tag), 0);
-  EXPECT_TRUE(same_bytes(fe().buffer(tag), data.data(), data.size()));
-  fe().release(tag);
+  ASSERT_TRUE(fe->done(tag));
+  EXPECT_EQ(fe->result(tag), 0);
+  EXPECT_TRUE(same_bytes(fe->buffer(tag), data.data(), data.size()));
+  fe->release(tag);
   EXPECT_EQ(info(), "0 0 0");
 }
 
 TEST_F(DelayTarget, SendsFlushesToTheFlushDeviceAfterTheFlushDelay) {
   start("0 1024 delay disk0 0 100 disk1 0 200 disk2 0 300");
-  const int tag = fe().submit(Op::kFlush, 0, 0);
+  const int tag = fe->submit(Op::kFlush, 0, 0);
   ASSERT_GE(tag, 0);
   run();
   EXPECT_EQ(info(), "0 0 1");
-  clock_.advance_ms(299);
+  clock.advance_ms(299);
   run();
-  EXPECT_FALSE(fe().done(tag));
-  clock_.advance_ms(1);
+  EXPECT_FALSE(fe->done(tag));
+  clock.advance_ms(1);
   run();
-  ASSERT_TRUE(fe().done(tag));
-  EXPECT_EQ(fe().result(tag), 0);
-  fe().release(tag);
+  ASSERT_TRUE(fe->done(tag));
+  EXPECT_EQ(fe->result(tag), 0);
+  fe->release(tag);
   EXPECT_EQ(counters("disk2").flushes, 1U);
   EXPECT_EQ(counters("disk0").flushes, 0U);
   EXPECT_EQ(counters("disk1").flushes, 0U);
@@ -644,50 +627,50 @@ TEST_F(DelayTarget, SendsFlushesToTheFlushDeviceAfterTheFlushDelay) {
 TEST_F(DelayTarget, DelaysDiscardsAsWrites) {
   start("0 1024 delay disk0 0 0 disk1 0 50");
   fill_disk("disk1", 0, pattern(8, 22));
-  const int tag = fe().submit(Op::kDiscard, 0, 8);
+  const int tag = fe->submit(Op::kDiscard, 0, 8);
   ASSERT_GE(tag, 0);
   run();
-  EXPECT_FALSE(fe().done(tag));
+  EXPECT_FALSE(fe->done(tag));
   EXPECT_EQ(info(), "0 1 0");
-  clock_.advance_ms(50);
+  clock.advance_ms(50);
   run();
-  ASSERT_TRUE(fe().done(tag));
-  EXPECT_EQ(fe().result(tag), 0);
-  fe().release(tag);
+  ASSERT_TRUE(fe->done(tag));
+  EXPECT_EQ(fe->result(tag), 0);
+  fe->release(tag);
   EXPECT_TRUE(all_zero(disk("disk1", 0), 8 * kSectorSize));
 }
 
 TEST_F(DelayTarget, ThreeArgumentFormDelaysWritesAndFlushesLikeReads) {
   start("0 1024 delay disk0 0 50");
   const auto data = pattern(8, 23);
-  const int w = fe().submit(Op::kWrite, 0, 8, 0, data.data());
-  const int f = fe().submit(Op::kFlush, 0, 0);
+  const int w = fe->submit(Op::kWrite, 0, 8, 0, data.data());
+  const int f = fe->submit(Op::kFlush, 0, 0);
   ASSERT_GE(w, 0);
   ASSERT_GE(f, 0);
   run();
   EXPECT_EQ(info(), "0 1 1");
-  clock_.advance_ms(50);
+  clock.advance_ms(50);
   run();
-  ASSERT_TRUE(fe().done(w));
-  ASSERT_TRUE(fe().done(f));
-  EXPECT_EQ(fe().result(w), 0);
-  EXPECT_EQ(fe().result(f), 0);
-  fe().release(w);
-  fe().release(f);
+  ASSERT_TRUE(fe->done(w));
+  ASSERT_TRUE(fe->done(f));
+  EXPECT_EQ(fe->result(w), 0);
+  EXPECT_EQ(fe->result(f), 0);
+  fe->release(w);
+  fe->release(f);
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));
   EXPECT_EQ(counters("disk0").flushes, 1U);
 }
 
 TEST_F(DelayTarget, SixArgumentFormSendsFlushesToTheWriteDevice) {
   start("0 1024 delay disk0 0 0 disk1 0 70");
-  const int tag = fe().submit(Op::kFlush, 0, 0);
+  const int tag = fe->submit(Op::kFlush, 0, 0);
   ASSERT_GE(tag, 0);
   run();
   EXPECT_EQ(info(), "0 0 1");
-  clock_.advance_ms(70);
+  clock.advance_ms(70);
   run();
-  ASSERT_TRUE(fe().done(tag));
-  fe().release(tag);
+  ASSERT_TRUE(fe->done(tag));
+  fe->release(tag);
   EXPECT_EQ(counters("disk1").flushes, 1U);
   EXPECT_EQ(counters("disk0").flushes, 0U);
 }
@@ -695,12 +678,12 @@ TEST_F(DelayTarget, SixArgumentFormSendsFlushesToTheWriteDevice) {
 TEST_F(DelayTarget, ZeroDelayPassesIoStraightThrough) {
   start("0 1024 delay disk0 0 0");
   const auto data = pattern(8, 24);
-  const int tag = fe().submit(Op::kWrite, 0, 8, 0, data.data());
+  const int tag = fe->submit(Op::kWrite, 0, 8, 0, data.data());
   ASSERT_GE(tag, 0);
-  fe().run_once();
-  ASSERT_TRUE(fe().done(tag));
-  EXPECT_EQ(fe().result(tag), 0);
-  fe().release(tag);
+  fe->run_once();
+  ASSERT_TRUE(fe->done(tag));
+  EXPECT_EQ(fe->result(tag), 0);
+  fe->release(tag);
   EXPECT_EQ(info(), "0 0 0");
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));
 }
@@ -708,32 +691,32 @@ TEST_F(DelayTarget, ZeroDelayPassesIoStraightThrough) {
 TEST_F(DelayTarget, SuspendReleasesHeldIoAtOnceAndResumeDelaysAgain) {
   start("0 1024 delay disk0 0 1000");
   const auto data = pattern(8, 25);
-  const int tag = fe().submit(Op::kWrite, 0, 8, 0, data.data());
+  const int tag = fe->submit(Op::kWrite, 0, 8, 0, data.data());
   ASSERT_GE(tag, 0);
   run();
-  ASSERT_FALSE(fe().done(tag));
+  ASSERT_FALSE(fe->done(tag));
   ASSERT_EQ(info(), "0 1 0");
   // No clock movement: presuspend must flush what the target holds.
-  dev_->begin_suspend(0);
+  dev->begin_suspend(0);
   run();
-  ASSERT_TRUE(fe().done(tag));
-  EXPECT_EQ(fe().result(tag), 0);
-  fe().release(tag);
+  ASSERT_TRUE(fe->done(tag));
+  EXPECT_EQ(fe->result(tag), 0);
+  fe->release(tag);
   EXPECT_EQ(info(), "0 0 0");
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));
-  ASSERT_TRUE(dev_->suspend_drained());
-  dev_->finish_suspend();
-  dev_->resume();
+  ASSERT_TRUE(dev->suspend_drained());
+  dev->finish_suspend();
+  dev->resume();
 
-  const int again = fe().submit(Op::kWrite, 8, 8, 0, data.data());
+  const int again = fe->submit(Op::kWrite, 8, 8, 0, data.data());
   ASSERT_GE(again, 0);
   run();
-  EXPECT_FALSE(fe().done(again));
+  EXPECT_FALSE(fe->done(again));
   EXPECT_EQ(info(), "0 1 0");
-  clock_.advance_ms(1000);
+  clock.advance_ms(1000);
   run();
-  ASSERT_TRUE(fe().done(again));
-  fe().release(again);
+  ASSERT_TRUE(fe->done(again));
+  fe->release(again);
 }
 
 // ===========================================================================
@@ -887,10 +870,10 @@ TEST_F(FlakeyTarget, ReportsItsDeviceRange) {
 TEST_F(FlakeyTarget, MapsLikeLinearWhileUp) {
   start("0 1024 flakey disk0 8 5 5");
   const auto data = pattern(8, 30);
-  ASSERT_EQ(fe().write(2, 8, data.data()), 0);
+  ASSERT_EQ(fe->write(2, 8, data.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 10), data.data(), data.size()));
   std::vector<std::byte> back(data.size());
-  ASSERT_EQ(fe().read(2, 8, back.data()), 0);
+  ASSERT_EQ(fe->read(2, 8, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
 }
 
@@ -898,50 +881,50 @@ TEST_F(FlakeyTarget, WithoutFeaturesFailsReadsAndWritesOnlyDuringTheDownInterval
   start("0 1024 flakey disk0 0 5 5");
   const auto data = pattern(8, 31);
   std::vector<std::byte> back(data.size());
-  clock_.advance_ms(4999);  // still up
-  ASSERT_EQ(fe().write(0, 8, data.data()), 0);
-  clock_.advance_ms(1);  // 5 s: down
-  EXPECT_EQ(fe().read(0, 8, back.data()), -EIO);
-  EXPECT_EQ(fe().write(8, 8, data.data()), -EIO);
+  clock.advance_ms(4999);  // still up
+  ASSERT_EQ(fe->write(0, 8, data.data()), 0);
+  clock.advance_ms(1);  // 5 s: down
+  EXPECT_EQ(fe->read(0, 8, back.data()), -EIO);
+  EXPECT_EQ(fe->write(8, 8, data.data()), -EIO);
   EXPECT_TRUE(all_zero(disk("disk0", 8), 8 * kSectorSize));
-  clock_.advance_ms(4999);  // 9.999 s: still down
-  EXPECT_EQ(fe().read(0, 8, back.data()), -EIO);
-  clock_.advance_ms(1);  // 10 s: up again
-  ASSERT_EQ(fe().read(0, 8, back.data()), 0);
+  clock.advance_ms(4999);  // 9.999 s: still down
+  EXPECT_EQ(fe->read(0, 8, back.data()), -EIO);
+  clock.advance_ms(1);  // 10 s: up again
+  ASSERT_EQ(fe->read(0, 8, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
-  clock_.advance_ms(5000);  // 15 s: down again (periodic)
-  EXPECT_EQ(fe().read(0, 8, back.data()), -EIO);
+  clock.advance_ms(5000);  // 15 s: down again (periodic)
+  EXPECT_EQ(fe->read(0, 8, back.data()), -EIO);
 }
 
 TEST_F(FlakeyTarget, PassesFlushDiscardAndWriteZeroesThroughWhileDown) {
   start("0 1024 flakey disk0 0 5 5");
   fill_disk("disk0", 0, pattern(16, 32));
-  clock_.advance_ms(5000);
-  EXPECT_EQ(fe().flush(), 0);
+  clock.advance_ms(5000);
+  EXPECT_EQ(fe->flush(), 0);
   EXPECT_EQ(counters("disk0").flushes, 1U);
-  EXPECT_EQ(fe().discard(0, 8), 0);
+  EXPECT_EQ(fe->discard(0, 8), 0);
   EXPECT_TRUE(all_zero(disk("disk0", 0), 8 * kSectorSize));
-  EXPECT_EQ(fe().write_zeroes(8, 8), 0);
+  EXPECT_EQ(fe->write_zeroes(8, 8), 0);
   EXPECT_TRUE(all_zero(disk("disk0", 8), 8 * kSectorSize));
 }
 
 TEST_F(FlakeyTarget, UpIntervalZeroMeansAlwaysDownAndDownIntervalZeroNeverDown) {
   start("0 512 flakey disk0 0 0 5\n512 512 flakey disk1 0 5 0");
   const auto data = pattern(8, 33);
-  EXPECT_EQ(fe().write(0, 8, data.data()), -EIO);
-  EXPECT_EQ(fe().write(512, 8, data.data()), 0);
-  clock_.advance_ms(7000);
-  EXPECT_EQ(fe().write(0, 8, data.data()), -EIO);
-  EXPECT_EQ(fe().write(512, 8, data.data()), 0);
+  EXPECT_EQ(fe->write(0, 8, data.data()), -EIO);
+  EXPECT_EQ(fe->write(512, 8, data.data()), 0);
+  clock.advance_ms(7000);
+  EXPECT_EQ(fe->write(0, 8, data.data()), -EIO);
+  EXPECT_EQ(fe->write(512, 8, data.data()), 0);
 }
 
 TEST_F(FlakeyTarget, ErrorReadsFailsOnlyReadsWhileDown) {
   start("0 1024 flakey disk0 0 5 5 1 error_reads");
   const auto data = pattern(8, 34);
   std::vector<std::byte> back(data.size());
-  clock_.advance_ms(5000);
-  EXPECT_EQ(fe().read(0, 8, back.data()), -EIO);
-  ASSERT_EQ(fe().write(0, 8, data.data()), 0);
+  clock.advance_ms(5000);
+  EXPECT_EQ(fe->read(0, 8, back.data()), -EIO);
+  ASSERT_EQ(fe->write(0, 8, data.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));
 }
 
@@ -950,25 +933,25 @@ TEST_F(FlakeyTarget, ErrorWritesFailsOnlyWritesWhileDown) {
   const auto data = pattern(8, 35);
   fill_disk("disk0", 0, data);
   std::vector<std::byte> back(data.size());
-  clock_.advance_ms(5000);
-  EXPECT_EQ(fe().write(8, 8, data.data()), -EIO);
+  clock.advance_ms(5000);
+  EXPECT_EQ(fe->write(8, 8, data.data()), -EIO);
   EXPECT_TRUE(all_zero(disk("disk0", 8), 8 * kSectorSize));
-  ASSERT_EQ(fe().read(0, 8, back.data()), 0);
+  ASSERT_EQ(fe->read(0, 8, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
 }
 
 TEST_F(FlakeyTarget, DropWritesReportsSuccessWithoutWritingWhileDown) {
   start("0 1024 flakey disk0 0 5 5 1 drop_writes");
   const auto data = pattern(8, 36);
-  clock_.advance_ms(5000);
-  ASSERT_EQ(fe().write(0, 8, data.data()), 0);
+  clock.advance_ms(5000);
+  ASSERT_EQ(fe->write(0, 8, data.data()), 0);
   EXPECT_EQ(counters("disk0").writes, 0U);
   EXPECT_TRUE(all_zero(disk("disk0", 0), 8 * kSectorSize));
   // Reads still work (drop_writes does not fail them).
   std::vector<std::byte> back(data.size());
-  EXPECT_EQ(fe().read(0, 8, back.data()), 0);
-  clock_.advance_ms(5000);  // up: writes land again
-  ASSERT_EQ(fe().write(0, 8, data.data()), 0);
+  EXPECT_EQ(fe->read(0, 8, back.data()), 0);
+  clock.advance_ms(5000);  // up: writes land again
+  ASSERT_EQ(fe->write(0, 8, data.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));
 }
 
@@ -977,38 +960,38 @@ TEST_F(FlakeyTarget, CorruptBioByteReadReplacesTheNthByteOfReadDataWhileDown) {
   const auto data = pattern(8, 37);
   fill_disk("disk0", 0, data);
   std::vector<std::byte> back(data.size());
-  ASSERT_EQ(fe().read(0, 8, back.data()), 0);  // up: intact
+  ASSERT_EQ(fe->read(0, 8, back.data()), 0);  // up: intact
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
-  clock_.advance_ms(5000);
-  ASSERT_EQ(fe().read(0, 8, back.data()), 0);
+  clock.advance_ms(5000);
+  ASSERT_EQ(fe->read(0, 8, back.data()), 0);
   EXPECT_EQ(std::to_integer<int>(back[2]), 171);
   EXPECT_EQ(count_differences(back.data(), data.data(), data.size()), 1U);
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));  // the disk is not touched
   // Writes pass untouched while down with a read corruption.
   const auto other = pattern(8, 38);
-  ASSERT_EQ(fe().write(8, 8, other.data()), 0);
+  ASSERT_EQ(fe->write(8, 8, other.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 8), other.data(), other.size()));
 }
 
 TEST_F(FlakeyTarget, CorruptBioByteWriteReplacesTheNthByteWrittenWhileDown) {
   start("0 1024 flakey disk0 0 5 5 5 corrupt_bio_byte 600 w 7 0");
   const auto data = pattern(8, 39);
-  clock_.advance_ms(5000);
-  ASSERT_EQ(fe().write(0, 8, data.data()), 0);
+  clock.advance_ms(5000);
+  ASSERT_EQ(fe->write(0, 8, data.data()), 0);
   EXPECT_EQ(std::to_integer<int>(disk("disk0", 0)[599]), 7);
   EXPECT_EQ(count_differences(disk("disk0", 0), data.data(), data.size()), 1U);
   // A request shorter than N bytes is written as is.
-  ASSERT_EQ(fe().write(16, 1, data.data()), 0);
+  ASSERT_EQ(fe->write(16, 1, data.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 16), data.data(), kSectorSize));
 }
 
 TEST_F(FlakeyTarget, CorruptBioByteOnlyAffectsRequestsCarryingAllFlagBits) {
   start("0 1024 flakey disk0 0 5 5 5 corrupt_bio_byte 1 w 7 1");  // mask 1 = kReqFua
   const auto data = pattern(8, 40);
-  clock_.advance_ms(5000);
-  ASSERT_EQ(fe().write(0, 8, data.data()), 0);
+  clock.advance_ms(5000);
+  ASSERT_EQ(fe->write(0, 8, data.data()), 0);
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));
-  ASSERT_EQ(fe().write(8, 8, data.data(), kReqFua), 0);
+  ASSERT_EQ(fe->write(8, 8, data.data(), kReqFua), 0);
   EXPECT_EQ(std::to_integer<int>(disk("disk0", 8)[0]), 7);
   EXPECT_EQ(count_differences(disk("disk0", 8), data.data(), data.size()), 1U);
 }
@@ -1018,11 +1001,11 @@ TEST_F(FlakeyTarget, RandomReadCorruptChangesOneByteOfReadDataWhileDown) {
   const auto data = pattern(8, 41);
   fill_disk("disk0", 0, data);
   std::vector<std::byte> back(data.size());
-  ASSERT_EQ(fe().read(0, 8, back.data()), 0);
+  ASSERT_EQ(fe->read(0, 8, back.data()), 0);
   EXPECT_EQ(count_differences(back.data(), data.data(), data.size()), 0U);
-  clock_.advance_ms(5000);
+  clock.advance_ms(5000);
   for (int i = 0; i < 4; ++i) {
-    ASSERT_EQ(fe().read(0, 8, back.data()), 0);
+    ASSERT_EQ(fe->read(0, 8, back.data()), 0);
     EXPECT_EQ(count_differences(back.data(), data.data(), data.size()), 1U);
   }
   EXPECT_TRUE(same_bytes(disk("disk0", 0), data.data(), data.size()));
@@ -1031,28 +1014,28 @@ TEST_F(FlakeyTarget, RandomReadCorruptChangesOneByteOfReadDataWhileDown) {
 TEST_F(FlakeyTarget, RandomWriteCorruptChangesOneByteWrittenWhileDown) {
   start("0 1024 flakey disk0 0 5 5 2 random_write_corrupt 1000000000");
   const auto data = pattern(8, 42);
-  clock_.advance_ms(5000);
+  clock.advance_ms(5000);
   for (sector_t s = 0; s < 32; s += 8) {
-    ASSERT_EQ(fe().write(s, 8, data.data()), 0);
+    ASSERT_EQ(fe->write(s, 8, data.data()), 0);
     EXPECT_EQ(count_differences(disk("disk0", s), data.data(), data.size()), 1U) << "sector " << s;
   }
   // Reads are not corrupted by a write-only feature.
   fill_disk("disk0", 64, data);
   std::vector<std::byte> back(data.size());
-  ASSERT_EQ(fe().read(64, 8, back.data()), 0);
+  ASSERT_EQ(fe->read(64, 8, back.data()), 0);
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
 }
 
 TEST_F(FlakeyTarget, DownIntervalIsCountedFromTableLoad) {
-  clock_.advance_ms(123456);  // an arbitrary start time
+  clock.advance_ms(123456);  // an arbitrary start time
   start("0 1024 flakey disk0 0 2 1");
   const auto data = pattern(8, 43);
-  clock_.advance_ms(1999);
-  EXPECT_EQ(fe().write(0, 8, data.data()), 0);
-  clock_.advance_ms(1);
-  EXPECT_EQ(fe().write(0, 8, data.data()), -EIO);
-  clock_.advance_ms(1000);
-  EXPECT_EQ(fe().write(0, 8, data.data()), 0);
+  clock.advance_ms(1999);
+  EXPECT_EQ(fe->write(0, 8, data.data()), 0);
+  clock.advance_ms(1);
+  EXPECT_EQ(fe->write(0, 8, data.data()), -EIO);
+  clock.advance_ms(1000);
+  EXPECT_EQ(fe->write(0, 8, data.data()), 0);
 }
 
 }  // namespace

@@ -6,7 +6,10 @@
 // fake disks are never probed, so nothing here depends on a thread.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "live_device.hpp"
 #include "targets/multipath/multipath.hpp"
@@ -364,6 +367,22 @@ TEST(MultipathErrors, OnlyErrorsAnotherPathCouldAvoidArePathErrors) {
   for (int e : {0, EOPNOTSUPP, ENOSPC, EREMOTEIO, EBADE, ENODATA, EILSEQ, EINVAL}) {
     EXPECT_FALSE(MultipathTarget::is_path_error(-e)) << e;
   }
+}
+
+TEST_F(MultipathTest, ProcessExitWhileTheCheckerRunsTouchesNothingDestroyed) {
+  // The process-wide checker thread ticks until ~PathChecker joins it during
+  // static destruction, so whatever it reads must outlive the checker. The
+  // sanitizer build turns a read of a destroyed object into a non-zero exit.
+  // "threadsafe": the child re-executes this test alone, so it owns the only
+  // checker thread.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        make("0 0 1 1 round-robin 0 2 1 d0 1 d1 1");  // the default 5 s checker
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a couple of ticks
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -52,6 +52,12 @@ struct PathChecker::Impl {
   io_uring ring{};
   bool ring_ok = false;
   std::atomic<bool> stop{false};
+  // Taken here, while the checker is being built, so that the clock's static
+  // is complete first and is destroyed only after ~PathChecker has joined the
+  // thread (statics die in reverse order of completion). Fetched lazily by
+  // the thread, it would die first and the thread's last ticks at exit
+  // would read a destroyed object.
+  const Clock& clock = system_clock();
   std::thread thread;
 
   void run();
@@ -128,7 +134,7 @@ void PathChecker::Impl::run() {
     io_uring_cqe* cqe = nullptr;
     __kernel_timespec ts{0, kTickMs * 1000000};
     (void)io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
-    const std::uint64_t now = system_clock().now_ms();
+    const std::uint64_t now = clock.now_ms();
     std::lock_guard lock(mutex);
     reap();
     check_timeouts(now);

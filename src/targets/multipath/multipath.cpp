@@ -589,24 +589,15 @@ std::string MultipathTarget::message(std::span<const std::string> args) {
   if (device_.suspending()) {
     fail(EBUSY, "multipath: messages are refused while the device is suspended");
   }
-  if (args.size() == 1) {
-    if (word_is(args[0], "queue_if_no_path")) {
-      set_queue_if_no_path(true, false);
-      std::lock_guard lock(mutex_);
-      in_recovery_ = false;
-      queueing_expired_ = false;
-      return {};
-    }
-    if (word_is(args[0], "fail_if_no_path")) {
-      set_queue_if_no_path(false, false);
-      std::lock_guard lock(mutex_);
-      in_recovery_ = false;
-      queueing_expired_ = false;
-      return {};
-    }
-  }
   if (!args.empty() && (word_is(args[0], "queue_if_no_path") || word_is(args[0], "fail_if_no_path"))) {
-    fail_invalid("multipath: {} takes no argument", args[0]);
+    if (args.size() != 1) {
+      fail_invalid("multipath: {} takes no argument", args[0]);
+    }
+    set_queue_if_no_path(word_is(args[0], "queue_if_no_path"), false);
+    std::lock_guard lock(mutex_);
+    in_recovery_ = false;
+    queueing_expired_ = false;
+    return {};
   }
   if (args.size() != 2) {
     fail_invalid("multipath: unrecognised message '{}' (expected 2 arguments, got {})",

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,18 +60,25 @@ class MappedDevice final : public DeviceContext {
   MappedDevice& operator=(const MappedDevice&) = delete;
 
   // --- tables ---
+  // Called with a table that is built but not yet installed; throws to
+  // refuse it (e.g. a frontend's limits that its devices cannot honour).
+  using TableCheck = std::function<void(const Table&)>;
   // Build a table and put it in the inactive slot, replacing any previous
-  // inactive table. On error nothing changes (the live table is untouched).
-  void load(const std::vector<TableLine>& lines);
+  // inactive table. On error (including `check` throwing) nothing changes:
+  // the live table and the previous inactive table are untouched.
+  void load(const std::vector<TableLine>& lines, const TableCheck& check = {});
   void load_text(std::string_view text) { load(parse_table_text(text)); }
   // Drop the inactive table. Not an error if there is none.
   void clear_inactive();
 
   // --- suspend / resume ---
+  // Polled while a blocking suspend waits; true ends the wait.
+  using CancelCheck = std::function<bool()>;
   // Blocking suspend for threaded use: begin, wait for every queue to drain,
   // then finish. On timeout the suspend is interrupted (see interrupt_suspend)
-  // and Error(ETIMEDOUT) is thrown.
-  void suspend(unsigned flags, std::chrono::milliseconds timeout);
+  // and Error(ETIMEDOUT) is thrown; when `cancelled` returns true (it is
+  // polled every 100 ms while waiting), likewise with Error(ECANCELED).
+  void suspend(unsigned flags, std::chrono::milliseconds timeout, const CancelCheck& cancelled = {});
 
   // Non-blocking steps of the same, for callers that drive the queues
   // themselves (tests, the single-threaded test frontend).

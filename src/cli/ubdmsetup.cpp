@@ -28,6 +28,7 @@
 #include "cli/format.hpp"
 #include "control/client.hpp"
 #include "control/protocol.hpp"
+#include "control/verbs.hpp"
 #include "ubdm/error.hpp"
 
 #ifndef UBDM_VERSION
@@ -311,6 +312,15 @@ int run(int argc, char** argv) {
   app.add_flag("--json", a.json, "print the daemon's reply as JSON instead of text");
 
   std::map<std::string, CLI::Option*> opts;
+  // Every verb's subcommand, with its one-line help from the protocol's verb
+  // table (control/verbs.cpp), so the two cannot drift apart.
+  const auto add_verb = [&](const char* name) {
+    const control::VerbSpec* spec = control::find_verb(name);
+    if (spec == nullptr) {
+      throw std::logic_error(fmt::format("ubdmsetup offers '{}', which the protocol does not have", name));
+    }
+    return app.add_subcommand(name, std::string(spec->summary));
+  };
   const auto name_arg = [&](CLI::App* sub, bool required) {
     auto* opt = sub->add_option("NAME", a.name, "device name")->type_name("");
     if (required) {
@@ -325,7 +335,7 @@ int run(int argc, char** argv) {
         ->allow_extra_args(false);
   };
 
-  auto* create = app.add_subcommand("create", "create a device with a table and activate it");
+  auto* create = add_verb("create");
   name_arg(create, true);
   table_args(create);
   opts["queues"] =
@@ -336,55 +346,60 @@ int run(int argc, char** argv) {
                                          "adaptive-polling window of the queue threads in us (0: off)")
                           ->type_name("N");
 
-  auto* load = app.add_subcommand("load", "load a table into the inactive slot (resume makes it live)");
+  auto* load = add_verb("load");
   load->alias("reload");
   name_arg(load, true);
   table_args(load);
 
-  name_arg(app.add_subcommand("clear", "drop the inactive table"), true);
+  name_arg(add_verb("clear"), true);
 
-  auto* suspend = app.add_subcommand("suspend", "suspend I/O to a device");
+  auto* suspend = add_verb("suspend");
   suspend->add_flag("--noflush", a.noflush, "do not flush outstanding I/O: park it until resume");
   opts["timeout"] =
       suspend->add_option("--timeout", a.timeout, "give up after SECONDS")->type_name("SECONDS");
   name_arg(suspend, true);
 
-  name_arg(app.add_subcommand("resume", "make the inactive table live (if any) and resume I/O"), true);
+  name_arg(add_verb("resume"), true);
 
-  auto* remove = app.add_subcommand("remove", "remove a device");
+  auto* remove = add_verb("remove");
   remove->add_flag("-f,--force", a.force, "replace the table with error targets first, failing parked I/O");
   name_arg(remove, true);
 
-  name_arg(app.add_subcommand("info", "show device information (all devices without NAME)"), false);
+  name_arg(add_verb("info"), false);
 
-  auto* table = app.add_subcommand("table", "show the table (all devices without NAME)");
+  auto* table = add_verb("table");
   name_arg(table, false);
   table->add_flag("--inactive", a.inactive, "show the inactive table");
 
-  auto* status = app.add_subcommand("status", "show the targets' status (all devices without NAME)");
+  auto* status = add_verb("status");
   name_arg(status, false);
   status->add_flag("--inactive", a.inactive, "show the inactive table's status");
 
-  app.add_subcommand("ls", "list devices");
-  app.add_subcommand("targets", "list target types and versions");
-  name_arg(app.add_subcommand("deps", "list the devices a device depends on"), true);
+  add_verb("ls");
+  add_verb("targets");
+  name_arg(add_verb("deps"), true);
 
-  auto* message = app.add_subcommand("message", "send a message to the target at SECTOR");
+  auto* message = add_verb("message");
   name_arg(message, true);
   message->add_option("SECTOR", a.sector, "a sector within the target (usually 0)")
       ->type_name("")
       ->required();
   message->add_option("MESSAGE", a.words, "the message words")->type_name("")->required();
 
-  auto* wait = app.add_subcommand("wait", "wait until the device's event number differs from EVENT_NR");
+  auto* wait = add_verb("wait");
   name_arg(wait, true);
   opts["event_nr"] = wait->add_option("EVENT_NR", a.event_nr, "the event number last seen (default: current)")
                          ->type_name("");
 
-  app.add_subcommand("version", "show the versions of ubdmsetup and ubdmd");
-  name_arg(app.add_subcommand("paths", "show multipath paths: state, failures, checker, I/O counts "
-                                       "(all multipath devices without NAME)"),
-           false);
+  add_verb("version");
+  name_arg(add_verb("paths"), false);
+
+  for (const control::VerbSpec& v : control::verbs()) {
+    const std::string name(v.name);
+    if (app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == name; }).empty()) {
+      throw std::logic_error(fmt::format("ubdmsetup has no subcommand for the protocol's verb '{}'", v.name));
+    }
+  }
 
   try {
     app.parse(argc, argv);

@@ -11,42 +11,9 @@
 // Reply:    {"v": 1, "ok": true, ...results}
 //           {"v": 1, "ok": false, "errno": <positive errno>, "error": "<one line for the user>"}
 //
-// A request with another "v", an unknown "op", a missing or mistyped
-// argument gets an error reply with errno EINVAL and no change of state.
-//
-// Verbs and their arguments / results (names are JSON keys):
-//   version                                -> daemon_version, protocol, ublk_features (hex string or "")
-//   create   name, table, [queues], [depth] -> device (DeviceInfo object)
-//   load     name, table                    -> device
-//   clear    name                           -> device
-//   suspend  name, [noflush=false], [timeout_ms=0: no limit] -> device
-//   resume   name                           -> device
-//   remove   name, [force=false]            -> {}
-//   info     [name]                         -> devices: [DeviceInfo...]   (all devices without name)
-//   table    [name], [inactive=false]       -> devices: [{name, lines: ["0 100 linear 8:0 0", ...]}]
-//   status   [name], [inactive=false]       -> devices: [{name, lines: [...]}]
-//   ls                                      -> devices: [{name, major, minor, blockdev}]
-//   targets                                 -> targets: [{name, version: [a,b,c]}]
-//   deps     name                           -> deps: [{major, minor, path}]   (major/minor 0 for files)
-//   message  name, sector, args: [strings]  -> reply: string (may be empty)
-//   wait     name, [event_nr=0]             -> device (returns when the device's event_nr differs from
-//                                              the one given, as dmsetup wait)
-//   paths    [name]                         -> devices: [MultipathPaths...]  (multipath devices only; a
-//                                              named device without a multipath target is EINVAL)
-//
-// DeviceInfo object:
-//   name, state ("ACTIVE" | "SUSPENDED"), live_table (bool), inactive_table (bool),
-//   open_count (int), event_nr (int), major, minor (of the block device; 0 if none),
-//   target_count, size_sectors, blockdev ("/dev/ublkbN" or ""), ublk_id (int, -1 if none),
-//   queues, depth.
-//
-// MultipathPaths object:
-//   name, queue_if_no_path (bool), valid_paths, no_path_retry ("" | "fail" | "queue" | count),
-//   recovery_remaining_ms (-1 unless no_path_retry is counting down), check_interval_s (0: off),
-//   groups: [{number, state ("A" | "E" | "D"), selector}],
-//   paths: [{group, device ("maj:min"), path (as in the table), state ("active" | "failed"),
-//            fail_count, checker ("ready" | "faulty" | "i/o pending" | "i/o timeout" | "unchecked" |
-//            "none"), in_flight, ios, selector_info (the selector's INFO words)}]
+// The verbs, their arguments and results are one table, control/verbs.hpp,
+// which checks every request before it runs; docs/protocol.md carries it as
+// a reference together with the DeviceInfo and MultipathPaths objects.
 #pragma once
 
 #include <cstddef>

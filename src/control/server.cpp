@@ -137,6 +137,59 @@ std::string group_name(gid_t gid) {
   return std::to_string(gid);
 }
 
+// The socket's directory must be one that nobody but root (or the user we
+// run as) can change: otherwise another user could swap the socket or the
+// lock file for a link between our checks and our use of the path. A
+// world-writable directory is accepted only with the sticky bit (/tmp), where
+// others cannot rename or remove what we create.
+void check_directory_is_safe(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    fail(errno, "cannot check the control socket directory {}: {}", dir, errno_string(errno));
+  }
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    fail(EPERM, "refusing the control socket directory {}: it is owned by uid {}, not by root", dir, st.st_uid);
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    fail(EPERM,
+         "refusing the control socket directory {}: mode {:04o} lets others replace the socket "
+         "(use a directory writable only by root, e.g. /run/ubdm)",
+         dir, st.st_mode & 07777);
+  }
+}
+
+// Sets the owner group and mode of the socket file we just bound, through a
+// descriptor of that file (O_PATH|O_NOFOLLOW): a path that someone replaced
+// by a symlink is refused rather than followed.
+void set_socket_permissions(const std::string& path, std::optional<gid_t> group, mode_t mode, struct stat& st) {
+  const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    fail(errno, "cannot open the control socket {}: {}", path, errno_string(errno));
+  }
+  auto close_fd = [fd] { ::close(fd); };
+  try {
+    if (::fstat(fd, &st) != 0) {
+      fail(errno, "cannot stat the control socket {}: {}", path, errno_string(errno));
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+      fail(EEXIST, "{} was replaced while binding; not touching it", path);
+    }
+    if (group && ::fchownat(fd, "", static_cast<uid_t>(-1), *group, AT_EMPTY_PATH) != 0) {
+      fail(errno, "cannot give the control socket {} to group {}: {}", path, group_name(*group),
+           errno_string(errno));
+    }
+    // fchmod() refuses O_PATH descriptors; the /proc link names the inode we
+    // hold, not whatever the path points to now.
+    if (::chmod(fmt::format("/proc/self/fd/{}", fd).c_str(), mode) != 0) {
+      fail(errno, "cannot set the mode of the control socket {}: {}", path, errno_string(errno));
+    }
+  } catch (...) {
+    close_fd();
+    throw;
+  }
+  close_fd();
+}
+
 sockaddr_un unix_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -245,9 +298,11 @@ ControlServer::ControlServer(Options options, Handler handler)
                                            : std::string("permission denied: ubdmd admits root only");
 
   const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   if (slash != std::string::npos && slash > 0) {
-    make_directories(path.substr(0, slash));
+    make_directories(dir);
   }
+  check_directory_is_safe(dir);
 
   // The lock closes the race between two daemons starting at once (both
   // could see a stale socket, remove it and bind); the connect probe below
@@ -295,25 +350,19 @@ ControlServer::ControlServer(Options options, Handler handler)
   if (listen_fd.get() < 0) {
     fail(errno, "cannot create the control socket: {}", errno_string(errno));
   }
+  // The file bind() creates takes the socket inode's mode (less the umask):
+  // start it at 0600 so it is never more open than wanted, whatever the umask.
+  if (::fchmod(listen_fd.get(), 0600) != 0) {
+    fail(errno, "cannot set the mode of the control socket: {}", errno_string(errno));
+  }
   if (::bind(listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     fail(errno, "cannot bind the control socket {}: {}", path, errno_string(errno));
   }
   try {
     // Permissions are set before listen(): until then a connect is refused,
     // so there is no moment when the socket is reachable with the umask's mode.
-    if (options_.allowed_group) {
-      if (::chown(path.c_str(), static_cast<uid_t>(-1), *options_.allowed_group) != 0) {
-        fail(errno, "cannot give the control socket {} to group {}: {}", path,
-             group_name(*options_.allowed_group), errno_string(errno));
-      }
-    }
     const mode_t mode = options_.allowed_group ? 0660 : 0600;
-    if (::chmod(path.c_str(), mode) != 0) {
-      fail(errno, "cannot set the mode of the control socket {}: {}", path, errno_string(errno));
-    }
-    if (::stat(path.c_str(), &st) != 0) {
-      fail(errno, "cannot stat the control socket {}: {}", path, errno_string(errno));
-    }
+    set_socket_permissions(path, options_.allowed_group, mode, st);
     socket_dev_ = st.st_dev;
     socket_ino_ = st.st_ino;
     if (::listen(listen_fd.get(), SOMAXCONN) != 0) {
@@ -511,7 +560,7 @@ void ControlServer::serve(std::uint64_t id, int fd, const PeerCredentials& peer)
       if (!frame) {
         break;
       }
-      std::string out = dump_reply(handle_request(*frame, peer, handler_));
+      std::string out = dump_reply(handle_request(*frame, Caller{peer, fd}, handler_));
       if (out.size() > kMaxFrameBytes) {
         spdlog::warn("control: reply of {} bytes exceeds the frame limit", out.size());
         out = dump_reply(
@@ -564,8 +613,17 @@ void ControlServer::reap_finished() {
   }
 }
 
-nlohmann::json ControlServer::handle_request(const std::string& payload, const PeerCredentials& peer,
+bool ControlServer::Caller::gone() const {
+  if (fd < 0) {
+    return false;
+  }
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+nlohmann::json ControlServer::handle_request(const std::string& payload, const Caller& caller,
                                              const Handler& handler) {
+  const PeerCredentials& peer = caller.peer;
   try {
     nlohmann::json request;
     try {
@@ -598,7 +656,7 @@ nlohmann::json ControlServer::handle_request(const std::string& payload, const P
     }
     spdlog::debug("control: pid {} uid {}: {}", peer.pid, peer.uid, clip(op->get<std::string>()));
 
-    nlohmann::json result = handler(request, peer);
+    nlohmann::json result = handler(request, caller);
     if (result.is_null()) {
       return ok_reply();
     }

@@ -43,6 +43,16 @@ class ControlServer {
     unsigned max_connections = 64;
   };
 
+  // One request's caller: who it is, and whether it is still connected.
+  struct Caller {
+    PeerCredentials peer;
+    int fd = -1;  // the connection; -1 where there is none (tests)
+    // True once the client has closed or shut down its end of the
+    // connection: a handler that waits (suspend, wait) gives up then, so a
+    // client that is killed does not leave its verb running. Never blocks.
+    bool gone() const;
+  };
+
   // Called once per well-formed request (an object with "v" == 1 and a
   // string "op"), on the connection's own thread: calls for different
   // connections run concurrently, so the handler must be thread safe.
@@ -56,13 +66,16 @@ class ControlServer {
   //
   // A handler that blocks (wait) must return when the daemon shuts down:
   // stop() joins the connection threads.
-  using Handler = std::function<nlohmann::json(const nlohmann::json& request, const PeerCredentials& peer)>;
+  using Handler = std::function<nlohmann::json(const nlohmann::json& request, const Caller& caller)>;
 
-  // Prepares the socket: creates the parent directory (0755) if missing,
-  // takes the lock file "<socket_path>.lock", refuses to start if another
-  // daemon listens on the path (EADDRINUSE), replaces a stale socket file,
-  // binds, sets the mode (0600; 0660 and the group if allowed_group is
-  // set) and listens. Throws ubdm::Error with a message for the operator.
+  // Prepares the socket: creates the parent directory (0755) if missing and
+  // refuses one that others could tamper with (not owned by root or by us,
+  // or writable by group or others without the sticky bit), takes the lock
+  // file "<socket_path>.lock", refuses to start if another daemon listens on
+  // the path (EADDRINUSE), replaces a stale socket file, binds, sets the
+  // mode (0600; 0660 and the group if allowed_group is set) through a
+  // descriptor of the socket file itself (never by following the path), and
+  // listens. Throws ubdm::Error with a message for the operator.
   ControlServer(Options options, Handler handler);
   ~ControlServer();
 
@@ -85,7 +98,7 @@ class ControlServer {
   // The reply to one request frame, as the server sends it (without the
   // socket): parsing, the version and op checks, the handler call and the
   // exception-to-reply conversion. Never throws. Exposed for tests.
-  static nlohmann::json handle_request(const std::string& payload, const PeerCredentials& peer,
+  static nlohmann::json handle_request(const std::string& payload, const Caller& caller,
                                        const Handler& handler);
 
  private:

@@ -60,7 +60,7 @@ MappedDevice::~MappedDevice() = default;
 // ---------------------------------------------------------------------------
 // Tables
 
-void MappedDevice::load(const std::vector<TableLine>& lines) {
+void MappedDevice::load(const std::vector<TableLine>& lines, const TableCheck& check) {
   // dm's immutable rule, checked before anything is opened: a device whose
   // live table has an immutable type keeps that type (or becomes all error).
   if (const TablePtr live = live_table()) {
@@ -78,8 +78,12 @@ void MappedDevice::load(const std::vector<TableLine>& lines) {
   }
   // Build completely before touching the slot: a failure leaves both slots as they were.
   std::shared_ptr<const Table> table = Table::build(lines, opener_, *this, clock_);
+  if (check) {
+    check(*table);  // may throw: the new table is destroyed, nothing changed
+  }
+  TablePtr old;
   std::lock_guard lock(gate_mutex_);
-  inactive_ = std::move(table);
+  old = std::exchange(inactive_, std::move(table));  // destroyed after the lock is released
 }
 
 void MappedDevice::clear_inactive() {
@@ -205,15 +209,35 @@ void MappedDevice::interrupt_suspend() {
   publish(DispatchQueue::Mode::kRunning, false);
 }
 
-void MappedDevice::suspend(unsigned flags, std::chrono::milliseconds timeout) {
+void MappedDevice::suspend(unsigned flags, std::chrono::milliseconds timeout, const CancelCheck& cancelled) {
   begin_suspend(flags);
+  // Waits in slices so that a cancel (the client went away, a forced remove)
+  // is seen within one slice; the drain itself wakes the wait at once.
+  constexpr auto kSlice = std::chrono::milliseconds(100);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool drained = false;
-  {
-    std::unique_lock lock(drain_mutex_);
-    drained = drain_cv_.wait_for(lock, timeout, [this] { return suspend_drained(); });
+  bool was_cancelled = false;
+  for (;;) {
+    {
+      std::unique_lock lock(drain_mutex_);
+      const auto left = deadline - std::chrono::steady_clock::now();
+      const auto slice = cancelled ? std::min<std::chrono::steady_clock::duration>(left, kSlice) : left;
+      drained = drain_cv_.wait_for(lock, std::max<std::chrono::steady_clock::duration>(slice, {}),
+                                   [this] { return suspend_drained(); });
+    }
+    if (drained || std::chrono::steady_clock::now() >= deadline) {
+      break;
+    }
+    if (cancelled && cancelled()) {
+      was_cancelled = true;
+      break;
+    }
   }
   if (!drained) {
     interrupt_suspend();
+    if (was_cancelled) {
+      fail(ECANCELED, "suspend cancelled while waiting for in-flight I/O; the device stays active");
+    }
     fail(ETIMEDOUT, "suspend timed out after {} ms waiting for in-flight I/O; the device stays active",
          timeout.count());
   }

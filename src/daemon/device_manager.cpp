@@ -1,21 +1,25 @@
 // SPDX-License-Identifier: MIT
 #include "daemon/device_manager.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "control/protocol.hpp"
+#include "control/verbs.hpp"
 #include "daemon/openers.hpp"
 #include "targets/multipath/multipath.hpp"
 #include "ubdm/error.hpp"
@@ -36,8 +40,9 @@ constexpr unsigned kMaxPollUsec = 1000000;
 // How long a forced remove waits for in-flight I/O before swapping in the
 // error table, and a plain suspend without --timeout (practically forever).
 constexpr auto kForceSuspendTimeout = 10s;
-constexpr auto kNoTimeout = std::chrono::hours(24 * 365);
+constexpr auto kNoTimeout = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::hours(24 * 365));
 
+// An optional argument, already checked by control::check_request.
 template <typename T>
 std::optional<T> optional_arg(const json& req, const char* key) {
   if (!req.contains(key) || req[key].is_null()) {
@@ -88,9 +93,42 @@ DeviceManager::DeviceManager(DaemonConfig config, DeviceOpener& opener, ublk::Co
   if (config_.default_queues == 0) {
     config_.default_queues = default_queue_count();
   }
+  // The verb table and the handlers must agree; a verb without a handler is
+  // a programming error that no request should be the first to find.
+  for (const control::VerbSpec& v : control::verbs()) {
+    const Handlers& h = handlers_for(v.name);
+    const bool daemon_level = v.scope == control::Scope::kDaemon || v.locking == control::Locking::kLifecycle;
+    if ((daemon_level ? h.daemon == nullptr : h.device == nullptr)) {
+      throw std::logic_error(fmt::format("verb '{}' has no handler", v.name));
+    }
+  }
 }
 
 DeviceManager::~DeviceManager() { shutdown(); }
+
+const DeviceManager::Handlers& DeviceManager::handlers_for(std::string_view verb) {
+  static const std::map<std::string_view, Handlers> kHandlers = {
+      {"version", {&DeviceManager::do_version, nullptr}},
+      {"targets", {&DeviceManager::do_targets, nullptr}},
+      {"ls", {&DeviceManager::do_ls, nullptr}},
+      {"create", {&DeviceManager::do_create, nullptr}},
+      {"remove", {&DeviceManager::do_remove, nullptr}},
+      {"load", {nullptr, &DeviceManager::do_load}},
+      {"clear", {nullptr, &DeviceManager::do_clear}},
+      {"suspend", {nullptr, &DeviceManager::do_suspend}},
+      {"resume", {nullptr, &DeviceManager::do_resume}},
+      {"message", {nullptr, &DeviceManager::do_message}},
+      {"info", {nullptr, &DeviceManager::do_info}},
+      {"table", {nullptr, &DeviceManager::do_table}},
+      {"status", {nullptr, &DeviceManager::do_status}},
+      {"deps", {nullptr, &DeviceManager::do_deps}},
+      {"paths", {nullptr, &DeviceManager::do_paths}},
+      {"wait", {nullptr, &DeviceManager::do_wait}},
+  };
+  static const Handlers kNone;
+  const auto it = kHandlers.find(verb);
+  return it == kHandlers.end() ? kNone : it->second;
+}
 
 std::size_t DeviceManager::device_count() const {
   std::lock_guard lock(mutex_);
@@ -103,158 +141,254 @@ DeviceManager::ManagedPtr DeviceManager::find(const std::string& name) const {
   if (it == devices_.end()) {
     fail(ENXIO, "no such device");
   }
+  switch (it->second->phase.load()) {
+    case Phase::kCreating:
+      fail(EBUSY, "device is still being created (its kernel device is starting)");
+    case Phase::kRemoving:
+      fail(EBUSY, "device is being removed");
+    case Phase::kLive:
+      break;
+  }
   return it->second;
 }
 
-std::vector<std::pair<std::string, DeviceManager::ManagedPtr>> DeviceManager::all() const {
+std::vector<DeviceManager::ManagedPtr> DeviceManager::all_live() const {
+  std::vector<ManagedPtr> out;
   std::lock_guard lock(mutex_);
-  return {devices_.begin(), devices_.end()};
+  for (const auto& [name, d] : devices_) {
+    if (d->phase.load() == Phase::kLive) {
+      out.push_back(d);
+    }
+  }
+  return out;
+}
+
+void DeviceManager::check_live(const Managed& d) {
+  if (d.phase.load() != Phase::kLive) {
+    fail(ENXIO, "no such device");
+  }
+}
+
+std::unique_lock<std::timed_mutex> DeviceManager::lock_for_change(Managed& d, const Cancelled& cancelled) const {
+  std::unique_lock lock(d.op_mutex, std::defer_lock);
+  // Another change of this device (a long suspend) may hold the lock; wait
+  // for it, but not for a client that has gone, nor past shutdown.
+  while (!lock.try_lock_for(100ms)) {
+    if (cancelled && cancelled()) {
+      fail(ECANCELED, "cancelled while waiting for another operation on the device");
+    }
+    if (shutting_down_) {
+      fail(ESHUTDOWN, "ubdmd is shutting down");
+    }
+  }
+  return lock;
 }
 
 // ---------------------------------------------------------------------------
 // Request dispatch
 
-json DeviceManager::handle(const json& req) {
-  const std::string op = req.at("op").get<std::string>();
-  static const std::set<std::string> kVerbs = {"version", "create", "load",    "clear", "suspend", "resume",
-                                               "remove",  "info",   "table",   "status", "ls",     "targets",
-                                               "deps",    "message", "wait",   "paths"};
-  if (kVerbs.count(op) == 0) {
-    fail_invalid("unknown operation '{}'", op);
-  }
-  if (shutting_down_.load() && op != "version") {
+json DeviceManager::handle(const json& req, const Cancelled& cancelled) {
+  const control::VerbSpec& spec = control::check_request(req);
+  if (shutting_down_.load() && spec.name != "version") {
     fail(ESHUTDOWN, "ubdmd is shutting down");
   }
-  if (op == "version") {
-    return {{"daemon_version", kDaemonVersion},
-            {"protocol", control::kProtocolVersion},
-            {"ublk_features", control_ != nullptr ? fmt::format("{:#x}", control_->features()) : ""}};
-  }
-  if (op == "create") {
-    const CreateOptions opts{optional_arg<unsigned>(req, "queues"), optional_arg<unsigned>(req, "depth"),
-                             optional_arg<unsigned>(req, "poll_usec")};
-    return {{"device", create(req.at("name").get<std::string>(), req.at("table").get<std::string>(), opts)}};
-  }
-  if (op == "remove") {
-    remove(req.at("name").get<std::string>(), optional_arg<bool>(req, "force").value_or(false));
-    return json::object();
-  }
-  if (op == "ls") {
-    json devs = json::array();
-    for (auto& [name, d] : all()) {
-      const dev_t devt = d->kernel ? d->kernel->block_devt() : 0;
-      devs.push_back({{"name", name},
-                      {"major", major(devt)},
-                      {"minor", minor(devt)},
-                      {"blockdev", d->kernel ? d->kernel->block_path() : ""}});
-    }
-    return {{"devices", devs}};
-  }
-  if (op == "targets") {
-    json types = json::array();
-    for (const TargetType& t : target_types()) {
-      types.push_back({{"name", t.name}, {"version", {t.version[0], t.version[1], t.version[2]}}});
-    }
-    return {{"targets", types}};
-  }
-  if (op == "paths") {
-    return {{"devices", collect(req, [this](Managed& d, bool named) {
-               json one = paths_of(d);
-               if (one.is_null() && named) {
-                 fail_invalid("device has no multipath target");
-               }
-               return one;
-             })}};
-  }
-  if (op == "info" || op == "table" || op == "status") {
-    const bool inactive = optional_arg<bool>(req, "inactive").value_or(false);
-    return {{"devices", collect(req, [&](Managed& d, bool) {
-               if (op == "info") {
-                 return info_of(d);
-               }
-               return lines_of(d, op == "table" ? StatusType::kTable : StatusType::kInfo, inactive);
-             })}};
+  const Handlers& h = handlers_for(spec.name);
+  const Call call{req, cancelled};
+  if (spec.scope == control::Scope::kDaemon || spec.locking == control::Locking::kLifecycle) {
+    return (this->*h.daemon)(call);
   }
 
-  // The remaining verbs name one device.
-  const std::string name = req.at("name").get<std::string>();
-  const ManagedPtr d = find(name);
-  if (op == "wait") {
-    return {{"device", wait(d, optional_arg<std::uint64_t>(req, "event_nr"))}};
-  }
-  if (op == "deps") {
-    std::shared_lock lock(d->life_mutex);
-    if (d->removed) {
-      fail(ENXIO, "no such device");
-    }
-    json deps = json::array();
-    if (const TablePtr t = d->mapped->live_table()) {
-      for (const BlockDevice* dev : t->devices()) {
-        deps.push_back({{"major", major(dev->rdev())}, {"minor", minor(dev->rdev())}, {"path", dev->path()}});
+  const auto name = optional_arg<std::string>(req, "name");
+  if (!name) {
+    // Scope::kDeviceOrAll without a name: every live device. Each answers
+    // under its own shared lock; one removed meanwhile is left out.
+    json out = json::array();
+    for (const ManagedPtr& d : all_live()) {
+      std::shared_lock lock(d->life_mutex);
+      if (d->phase.load() != Phase::kLive) {
+        continue;
+      }
+      json one = (this->*h.device)(call, *d);
+      if (!one.is_null()) {
+        out.push_back(std::move(one));
       }
     }
-    return {{"deps", deps}};
+    return {{"devices", out}};
   }
-  std::lock_guard lock(d->op_mutex);
-  if (d->removed) {
-    fail(ENXIO, "no such device");
+
+  const ManagedPtr d = find(*name);
+  switch (spec.locking) {
+    case control::Locking::kRead: {
+      std::shared_lock lock(d->life_mutex);
+      check_live(*d);
+      json one = (this->*h.device)(call, *d);
+      if (spec.scope == control::Scope::kDeviceOrAll) {
+        return {{"devices", one.is_null() ? json::array() : json::array({std::move(one)})}};
+      }
+      return one;
+    }
+    case control::Locking::kMessage: {
+      std::shared_lock lock(d->life_mutex);
+      std::lock_guard mlock(d->message_mutex);
+      check_live(*d);
+      return (this->*h.device)(call, *d);
+    }
+    case control::Locking::kChange: {
+      const auto lock = lock_for_change(*d, cancelled);
+      // Changes run under op_mutex, which destruction also takes first: the
+      // device cannot be freed under us, and a remove that got in first
+      // has marked it.
+      check_live(*d);
+      return (this->*h.device)(call, *d);
+    }
+    case control::Locking::kNone:
+    case control::Locking::kLifecycle:
+      break;
   }
-  MappedDevice& md = *d->mapped;
-  if (op == "load") {
-    return {{"device", load(*d, req.at("table").get<std::string>())}};
-  }
-  if (op == "clear") {
-    md.clear_inactive();
-    return {{"device", info_of(*d)}};
-  }
-  if (op == "suspend") {
-    const bool noflush = optional_arg<bool>(req, "noflush").value_or(false);
-    const std::uint64_t timeout_ms = optional_arg<std::uint64_t>(req, "timeout_ms").value_or(0);
-    const auto timeout = timeout_ms == 0 ? std::chrono::duration_cast<std::chrono::milliseconds>(kNoTimeout)
-                                         : std::chrono::milliseconds(timeout_ms);
-    md.suspend(noflush ? static_cast<unsigned>(kSuspendNoflush) : 0U, timeout);
-    spdlog::info("{}: suspended{}", name, noflush ? " (noflush)" : "");
-    return {{"device", info_of(*d)}};
-  }
-  if (op == "resume") {
-    md.resume();
-    spdlog::info("{}: resumed", name);
-    return {{"device", info_of(*d)}};
-  }
-  if (op == "message") {
-    std::vector<std::string> args = req.at("args").get<std::vector<std::string>>();
-    const std::string reply = md.message(req.at("sector").get<std::uint64_t>(), args);
-    return {{"reply", reply}};
-  }
-  fail_invalid("unhandled operation '{}'", op);
+  fail_invalid("unhandled operation '{}'", spec.name);
 }
 
 // ---------------------------------------------------------------------------
 // Verbs
 
-json DeviceManager::collect(const json& req, const std::function<json(Managed&, bool named)>& fn) const {
-  const auto name = optional_arg<std::string>(req, "name");
-  std::vector<std::pair<std::string, ManagedPtr>> devs;
-  if (name) {
-    devs.emplace_back(*name, find(*name));
-  } else {
-    devs = all();
+json DeviceManager::do_version(const Call&) {
+  return {{"daemon_version", kDaemonVersion},
+          {"protocol", control::kProtocolVersion},
+          {"ublk_features", control_ != nullptr ? fmt::format("{:#x}", control_->features()) : ""}};
+}
+
+json DeviceManager::do_targets(const Call&) {
+  json types = json::array();
+  for (const TargetType& t : target_types()) {
+    types.push_back({{"name", t.name}, {"version", {t.version[0], t.version[1], t.version[2]}}});
   }
-  json out = json::array();
-  for (auto& [n, d] : devs) {
+  return {{"targets", types}};
+}
+
+json DeviceManager::do_ls(const Call&) {
+  json devs = json::array();
+  for (const ManagedPtr& d : all_live()) {
+    // The kernel object is read under the life lock: a remove frees it
+    // only with that lock held exclusively.
     std::shared_lock lock(d->life_mutex);
-    if (d->removed) {
-      if (name) {
-        fail(ENXIO, "no such device");
-      }
-      continue;  // removed since the list was taken
+    if (d->phase.load() != Phase::kLive) {
+      continue;
     }
-    json one = fn(*d, name.has_value());
-    if (!one.is_null()) {
-      out.push_back(std::move(one));
+    const dev_t devt = d->kernel ? d->kernel->block_devt() : 0;
+    devs.push_back({{"name", d->name},
+                    {"major", major(devt)},
+                    {"minor", minor(devt)},
+                    {"blockdev", d->kernel ? d->kernel->block_path() : ""}});
+  }
+  return {{"devices", devs}};
+}
+
+json DeviceManager::do_create(const Call& c) {
+  const CreateOptions opts{optional_arg<unsigned>(c.req, "queues"), optional_arg<unsigned>(c.req, "depth"),
+                           optional_arg<unsigned>(c.req, "poll_usec")};
+  return {{"device", create(c.req.at("name").get<std::string>(), c.req.at("table").get<std::string>(), opts)}};
+}
+
+json DeviceManager::do_remove(const Call& c) {
+  remove(c.req.at("name").get<std::string>(), optional_arg<bool>(c.req, "force").value_or(false), c.cancelled);
+  return json::object();
+}
+
+json DeviceManager::do_load(const Call& c, Managed& d) {
+  const std::vector<TableLine> lines = parse_table_text(c.req.at("table").get<std::string>());
+  const sector_t size = table_size(lines);
+  if (d.kernel && size != d.mapped->size_sectors()) {
+    // ublk on 6.12 has no UPDATE_SIZE: the disk size is fixed at START_DEV.
+    fail_invalid("the new table maps {} sectors but the device has {}: a live ublk device cannot change size",
+                 size, d.mapped->size_sectors());
+  }
+  MappedDevice::TableCheck check;
+  if (d.kernel) {
+    // The kernel keeps what START_DEV advertised: a table whose devices
+    // cannot honour it would fail I/O the kernel already accepted.
+    check = [&d](const Table& t) { ublk::check_table_fits(d.kernel->params(), t.io_limits(), d.kernel->block_path()); };
+  }
+  d.mapped->load(lines, check);
+  return {{"device", info_of(d)}};
+}
+
+json DeviceManager::do_clear(const Call&, Managed& d) {
+  d.mapped->clear_inactive();
+  return {{"device", info_of(d)}};
+}
+
+json DeviceManager::do_suspend(const Call& c, Managed& d) {
+  const bool noflush = optional_arg<bool>(c.req, "noflush").value_or(false);
+  const std::uint64_t timeout_ms = optional_arg<std::uint64_t>(c.req, "timeout_ms").value_or(0);
+  const auto timeout = timeout_ms == 0 ? kNoTimeout : std::chrono::milliseconds(timeout_ms);
+  // Gives up when the client goes away (a killed `ubdmsetup suspend` must
+  // not leave the device suspending for a year), when a forced remove or
+  // shutdown wants the device, or at the timeout.
+  const MappedDevice::CancelCheck cancelled = [&] {
+    return d.cancel_wait.load() || shutting_down_.load() || (c.cancelled && c.cancelled());
+  };
+  d.mapped->suspend(noflush ? static_cast<unsigned>(kSuspendNoflush) : 0U, timeout, cancelled);
+  spdlog::info("{}: suspended{}", d.name, noflush ? " (noflush)" : "");
+  return {{"device", info_of(d)}};
+}
+
+json DeviceManager::do_resume(const Call&, Managed& d) {
+  d.mapped->resume();
+  spdlog::info("{}: resumed", d.name);
+  return {{"device", info_of(d)}};
+}
+
+json DeviceManager::do_message(const Call& c, Managed& d) {
+  const auto args = c.req.at("args").get<std::vector<std::string>>();
+  return {{"reply", d.mapped->message(c.req.at("sector").get<std::uint64_t>(), args)}};
+}
+
+json DeviceManager::do_info(const Call&, Managed& d) { return info_of(d); }
+
+json DeviceManager::do_table(const Call& c, Managed& d) {
+  return lines_of(d, StatusType::kTable, optional_arg<bool>(c.req, "inactive").value_or(false));
+}
+
+json DeviceManager::do_status(const Call& c, Managed& d) {
+  return lines_of(d, StatusType::kInfo, optional_arg<bool>(c.req, "inactive").value_or(false));
+}
+
+json DeviceManager::do_deps(const Call&, Managed& d) {
+  json deps = json::array();
+  if (const TablePtr t = d.mapped->live_table()) {
+    for (const BlockDevice* dev : t->devices()) {
+      deps.push_back({{"major", major(dev->rdev())}, {"minor", minor(dev->rdev())}, {"path", dev->path()}});
     }
   }
-  return out;
+  return {{"deps", deps}};
+}
+
+json DeviceManager::do_paths(const Call& c, Managed& d) {
+  json one = paths_of(d);
+  if (one.is_null() && c.req.contains("name")) {
+    fail_invalid("device has no multipath target");
+  }
+  return one;
+}
+
+json DeviceManager::do_wait(const Call& c, Managed& d) {
+  // As dmsetup: without an event number, wait for one other than 0, which
+  // returns at once on any device that has had an event.
+  const std::uint64_t seen = optional_arg<std::uint64_t>(c.req, "event_nr").value_or(0);
+  // The dispatcher holds life_mutex shared, which a remove needs exclusively
+  // to free the device: sleep in slices and leave as soon as the device is
+  // being removed, the daemon stops or the client goes away.
+  for (;;) {
+    if (d.phase.load() != Phase::kLive || shutting_down_) {
+      fail(ENXIO, "device was removed while waiting");
+    }
+    if (c.cancelled && c.cancelled()) {
+      fail(ECANCELED, "the client went away");
+    }
+    if (d.mapped->wait_event(seen, 200ms) != seen) {
+      return {{"device", info_of(d)}};
+    }
+  }
 }
 
 json DeviceManager::create(const std::string& name, const std::string& table, const CreateOptions& opts) {
@@ -272,41 +406,57 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
   if (poll_usec > kMaxPollUsec) {
     fail_invalid("poll window {} us out of range: must be between 0 and {}", poll_usec, kMaxPollUsec);
   }
-  std::lock_guard lock(mutex_);
-  if (devices_.count(name) != 0) {
-    fail(EEXIST, "device already exists");
+  // Reserve the name; the device is built without the registry lock, since
+  // START_DEV may wait on the disks for as long as they take to answer.
+  auto d = std::make_shared<Managed>(name);
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto it = devices_.find(name); it != devices_.end()) {
+      if (it->second->phase.load() == Phase::kRemoving) {
+        fail(EEXIST, "device is still being removed");
+      }
+      fail(EEXIST, "device already exists");
+    }
+    devices_.emplace(name, d);
   }
-  // Everything below is undone by the destructors if a step throws.
-  auto d = std::make_shared<Managed>();
-  d->poll_usec = poll_usec;
-  d->mapped = std::make_unique<MappedDevice>(name, cfg, opener_);
-  d->mapped->load_text(table);
-  d->mapped->resume();
-  if (control_ != nullptr) {
-    ublk::DeviceOptions kopts;
-    kopts.max_io_bytes = config_.max_io_bytes;
-    kopts.poll_usec = poll_usec;
-    kopts.before_start = [this, name](std::uint32_t id) { publish_name(name, id); };
-    d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
-    d->kernel->start();
-    make_link(name, *d);
+  try {
+    d->poll_usec = poll_usec;
+    d->mapped = std::make_unique<MappedDevice>(name, cfg, opener_);
+    d->mapped->load_text(table);
+    d->mapped->resume();
+    if (control_ != nullptr) {
+      ublk::DeviceOptions kopts;
+      kopts.max_io_bytes = config_.max_io_bytes;
+      kopts.poll_usec = poll_usec;
+      kopts.before_start = [this, name](std::uint32_t id) { publish_name(name, id); };
+      d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
+      d->kernel->start();
+      make_link(name, *d);
+    }
+    if (shutting_down_) {
+      fail(ESHUTDOWN, "ubdmd is shutting down");
+    }
+  } catch (...) {
+    // Undo in reverse: the kernel device first (it serves from mapped).
+    remove_link(name);
+    d->kernel.reset();
+    d->mapped.reset();
+    forget(d);
+    throw;
   }
-  devices_.emplace(name, d);
+  d->phase = Phase::kLive;
   spdlog::info("{}: created ({} sectors, {} queue(s) x {}){}", name, d->mapped->size_sectors(), cfg.nr_queues,
                cfg.queue_depth, d->kernel ? " as " + d->kernel->block_path() : "");
+  std::shared_lock lock(d->life_mutex);
   return info_of(*d);
 }
 
-json DeviceManager::load(Managed& d, const std::string& table) {
-  const std::vector<TableLine> lines = parse_table_text(table);
-  const sector_t size = table_size(lines);
-  if (d.kernel && size != d.mapped->size_sectors()) {
-    // ublk on 6.12 has no UPDATE_SIZE: the disk size is fixed at START_DEV.
-    fail_invalid("the new table maps {} sectors but the device has {}: a live ublk device cannot change size",
-                 size, d.mapped->size_sectors());
+void DeviceManager::forget(const ManagedPtr& d) {
+  std::lock_guard lock(mutex_);
+  const auto it = devices_.find(d->name);
+  if (it != devices_.end() && it->second == d) {
+    devices_.erase(it);
   }
-  d.mapped->load(lines);
-  return info_of(d);
 }
 
 void DeviceManager::force_error_table(Managed& d) {
@@ -327,11 +477,50 @@ void DeviceManager::force_error_table(Managed& d) {
   }
 }
 
-void DeviceManager::stop_and_destroy(const std::string& name, Managed& d) {
-  d.removed = true;
-  remove_link(name);
+int DeviceManager::claim_unused(Managed& d) const {
+  if (!d.kernel) {
+    return -1;
+  }
+  // An exclusive open fails while the disk is mounted, used as swap, held by
+  // a stacked device (dm, md, LVM, loop's claim) or exclusively open
+  // elsewhere, in any mount namespace. Held until the kernel device is gone,
+  // so nothing can claim it between this check and STOP_DEV.
+  const std::string path = d.kernel->block_path();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EBUSY) {
+      const std::string holders = holders_of(d.kernel->block_devt());
+      fail(EBUSY, "device is in use ({}{}): unmount it or stop what holds it first, or use --force", path,
+           holders.empty() ? " is mounted, used as swap or open exclusively" : " is held by " + holders);
+    }
+    fail(err, "cannot check whether {} is in use: {}", path, errno_string(err));
+  }
+  // Plain openers (an application with the disk open) do not claim it;
+  // /proc shows those in our namespace.
+  const unsigned open = count_openers(d.kernel->block_devt());
+  if (open > 1) {  // our own descriptor is one of them
+    ::close(fd);
+    fail(EBUSY, "device is in use (open count {}): close it first, or use --force", open - 1);
+  }
+  return fd;
+}
+
+void DeviceManager::stop_and_destroy(Managed& d, int claim_fd) {
+  d.phase = Phase::kRemoving;
+  remove_link(d.name);
+  if (claim_fd >= 0) {
+    // Write back what the page cache still holds for the disk while the
+    // device is whole, rather than from inside STOP_DEV.
+    if (::fsync(claim_fd) != 0) {
+      spdlog::warn("{}: flushing before removal: {}", d.name, errno_string(errno));
+    }
+  }
   if (d.kernel) {
     d.kernel->stop();
+  }
+  if (claim_fd >= 0) {
+    ::close(claim_fd);
   }
   // Readers hold life_mutex shared; wait for them before freeing.
   std::unique_lock lock(d.life_mutex);
@@ -339,46 +528,35 @@ void DeviceManager::stop_and_destroy(const std::string& name, Managed& d) {
   d.mapped.reset();
 }
 
-void DeviceManager::remove(const std::string& name, bool force) {
-  std::lock_guard lock(mutex_);
-  auto it = devices_.find(name);
-  if (it == devices_.end()) {
-    fail(ENXIO, "no such device");
+void DeviceManager::remove(const std::string& name, bool force, const Cancelled& cancelled) {
+  validate_name(name);
+  const ManagedPtr d = find(name);
+  if (force) {
+    // A suspend waiting on this device gives up, so that we get the lock.
+    d->cancel_wait = true;
   }
-  ManagedPtr d = it->second;
-  std::lock_guard dlock(d->op_mutex);
-  const DeviceInfo info = d->mapped->info();
+  std::unique_lock<std::timed_mutex> lock;
+  try {
+    lock = lock_for_change(*d, cancelled);
+  } catch (...) {
+    d->cancel_wait = false;
+    throw;
+  }
+  d->cancel_wait = false;
+  check_live(*d);
+  int claim_fd = -1;
   if (!force) {
-    const unsigned open = d->kernel ? count_openers(d->kernel->block_devt()) : 0;
-    if (open > 0) {
-      fail(EBUSY, "device is in use (open count {}): close or unmount it first, or use --force", open);
-    }
-    if (info.state != DeviceState::kActive) {
+    if (d->mapped->info().state != DeviceState::kActive) {
       // Stopping the disk flushes it, which a suspended device would never finish.
       fail(EBUSY, "device is suspended: resume it first, or use --force");
     }
+    claim_fd = claim_unused(*d);
   } else {
     force_error_table(*d);
   }
-  stop_and_destroy(name, *d);
-  devices_.erase(it);
+  stop_and_destroy(*d, claim_fd);
+  forget(d);
   spdlog::info("{}: removed{}", name, force ? " (forced)" : "");
-}
-
-json DeviceManager::wait(const ManagedPtr& d, std::optional<std::uint64_t> event_nr) {
-  // As dmsetup: without an event number, wait for one other than 0, which
-  // returns at once on any device that has had an event.
-  const std::uint64_t seen = event_nr.value_or(0);
-  // Sleep in slices so that a removal or a shutdown ends the wait.
-  for (;;) {
-    std::shared_lock lock(d->life_mutex);
-    if (d->removed || shutting_down_) {
-      fail(ENXIO, "device was removed while waiting");
-    }
-    if (d->mapped->wait_event(seen, 200ms) != seen) {
-      return info_of(*d);
-    }
-  }
 }
 
 json DeviceManager::info_of(Managed& d) const {
@@ -492,7 +670,7 @@ void DeviceManager::publish_name(const std::string& name, std::uint32_t id) cons
   }
 }
 
-unsigned DeviceManager::load_persistent_maps() {
+unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(config_.config_dir) / "maps.d";
   std::error_code ec;
@@ -506,45 +684,131 @@ unsigned DeviceManager::load_persistent_maps() {
     }
   }
   std::sort(files.begin(), files.end());
-  unsigned created = 0;
+
+  // One thread per map, so that a map whose disk hangs delays neither the
+  // others nor the daemon's readiness beyond `wait`. The state is shared
+  // with the threads, which may outlive this call.
+  struct Progress {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t pending = 0;
+    unsigned created = 0;
+  };
+  auto progress = std::make_shared<Progress>();
+  progress->pending = files.size();
   for (const fs::path& f : files) {
     const std::string name = f.stem().string();
     std::ifstream in(f);
     std::stringstream text;
     text << in.rdbuf();
-    try {
-      create(name, text.str(), CreateOptions{});
-      ++created;
-    } catch (const Error& e) {
-      spdlog::error("{}: persistent map {} not created: {}", name, f.string(), e.what());
-    }
+    std::thread([this, progress, name, file = f.string(), table = text.str()] {
+      bool ok = false;
+      try {
+        create(name, table, CreateOptions{});
+        ok = true;
+      } catch (const std::exception& e) {
+        spdlog::error("{}: persistent map {} not created: {}", name, file, e.what());
+      }
+      std::lock_guard lock(progress->mu);
+      --progress->pending;
+      progress->created += ok ? 1 : 0;
+      progress->cv.notify_all();
+    }).detach();
   }
-  return created;
+  std::unique_lock lock(progress->mu);
+  if (!progress->cv.wait_for(lock, wait, [&] { return progress->pending == 0; })) {
+    spdlog::warn("{} persistent map(s) still being created after {} ms (their disks do not answer); "
+                 "they will appear when done",
+                 progress->pending, wait.count());
+  }
+  return progress->created;
 }
 
-void DeviceManager::shutdown() {
+void DeviceManager::shutdown_one(const ManagedPtr& d) {
+  try {
+    d->cancel_wait = true;  // a waiting suspend gives up
+    const auto lock = std::unique_lock(d->op_mutex);
+    if (d->phase.load() != Phase::kLive) {
+      return;
+    }
+    MappedDevice& md = *d->mapped;
+    // A staged table was loaded for someone to review and resume; shutdown
+    // must never make it live.
+    md.clear_inactive();
+    if (md.info().state != DeviceState::kActive) {
+      md.resume();  // on the live table: let the kernel's final flush through
+    }
+    // As multipathd's queue_without_daemon no: I/O queued for lack of a path
+    // would otherwise hold the kernel's final flush (and this daemon) forever.
+    if (const TablePtr t = md.live_table();
+        t && t->target_count() == 1 && dynamic_cast<const mpath::MultipathTarget*>(&t->target(0)) != nullptr) {
+      md.message(0, {"fail_if_no_path"});
+    }
+    stop_and_destroy(*d);
+    spdlog::info("{}: removed at shutdown", d->name);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: removing at shutdown failed: {}", d->name, e.what());
+  }
+  forget(d);
+}
+
+std::vector<std::string> DeviceManager::shutdown(std::chrono::milliseconds deadline) {
   shutting_down_ = true;
-  std::lock_guard lock(mutex_);
-  for (auto& [name, d] : devices_) {
-    std::lock_guard dlock(d->op_mutex);
-    try {
-      MappedDevice& md = *d->mapped;
-      if (md.info().state != DeviceState::kActive) {
-        md.resume();  // let the kernel's final flush through
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  // Devices are removed in parallel, each on its own thread: one whose
+  // kernel device is stuck does not hold up the others.
+  struct Tracker {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t running = 0;
+  };
+  auto tracker = std::make_shared<Tracker>();
+  std::set<Managed*> started;
+  for (;;) {
+    std::vector<ManagedPtr> todo;
+    bool creating = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (devices_.empty()) {
+        break;
       }
-      // As multipathd's queue_without_daemon no: I/O queued for lack of a path
-      // would otherwise hold the kernel's final flush (and this daemon) forever.
-      if (const TablePtr t = md.live_table();
-          t && t->target_count() == 1 && dynamic_cast<const mpath::MultipathTarget*>(&t->target(0)) != nullptr) {
-        md.message(0, {"fail_if_no_path"});
+      for (const auto& [name, d] : devices_) {
+        if (d->phase.load() == Phase::kCreating) {
+          creating = true;  // it sees shutting_down_ and undoes itself
+        } else if (started.insert(d.get()).second) {
+          todo.push_back(d);
+        }
       }
-      stop_and_destroy(name, *d);
-      spdlog::info("{}: removed at shutdown", name);
-    } catch (const std::exception& e) {
-      spdlog::error("{}: removing at shutdown failed: {}", name, e.what());
+    }
+    for (const ManagedPtr& d : todo) {
+      {
+        std::lock_guard lock(tracker->mu);
+        ++tracker->running;
+      }
+      std::thread([this, d, tracker] {
+        shutdown_one(d);
+        std::lock_guard lock(tracker->mu);
+        --tracker->running;
+        tracker->cv.notify_all();
+      }).detach();
+    }
+    std::unique_lock lock(tracker->mu);
+    const auto step = std::chrono::steady_clock::now() + (creating ? 100ms : 1s);
+    tracker->cv.wait_until(lock, std::min(step, until), [&] { return tracker->running == 0 && !creating; });
+    if (std::chrono::steady_clock::now() >= until) {
+      break;
     }
   }
-  devices_.clear();
+  std::vector<std::string> stuck;
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, d] : devices_) {
+    stuck.push_back(name);
+  }
+  if (!stuck.empty()) {
+    spdlog::error("{} device(s) not removed within {} ms: {}", stuck.size(), deadline.count(),
+                  fmt::join(stuck, ", "));
+  }
+  return stuck;
 }
 
 }  // namespace ubdm::daemon

@@ -3,13 +3,13 @@
 //
 // Every verb either completes or throws ubdm::Error leaving the state as it
 // was: a failed create leaves no device behind, a failed load leaves both
-// table slots untouched. Verbs on one device are serialised by that device's
-// lock; `wait` holds no lock while it sleeps.
+// table slots untouched.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -18,6 +18,8 @@
 #include <shared_mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -45,8 +47,25 @@ struct DaemonConfig {
 
 extern const char* const kDaemonVersion;
 
+// Locking (see control::Locking, which each verb's spec names):
+//  * mutex_ guards only the name registry (devices_). It is never held
+//    across a kernel wait or a device operation: create reserves the name
+//    and builds the device without it; remove retires the name, stops the
+//    device without it, then drops the name.
+//  * Per device: op_mutex serialises changes (load, clear, suspend, resume,
+//    remove); life_mutex is taken shared by readers and exclusively only to
+//    free the device; message_mutex serialises messages, which do not wait
+//    for op_mutex so that `fail_if_no_path` reaches a device whose suspend
+//    is waiting for queued I/O.
+// So a device stuck in the kernel (START_DEV waiting on a hung disk, a
+// suspend waiting on I/O that never returns) blocks only verbs that change
+// that same device; every other verb, and every other device, answers.
 class DeviceManager {
  public:
+  // Polled by verbs that wait (suspend, wait, waiting for a busy device):
+  // true when the client has gone away, and the verb gives up.
+  using Cancelled = std::function<bool()>;
+
   // `control` may be null: devices then have no kernel side (tests).
   DeviceManager(DaemonConfig config, DeviceOpener& opener, ublk::Control* control);
   ~DeviceManager();
@@ -54,36 +73,65 @@ class DeviceManager {
   DeviceManager& operator=(const DeviceManager&) = delete;
 
   // Run one protocol request; returns the reply's results (without "ok").
-  nlohmann::json handle(const nlohmann::json& request);
+  // The request is checked against its verb's spec first
+  // (control::check_request): a malformed one is EINVAL and changes nothing.
+  nlohmann::json handle(const nlohmann::json& request, const Cancelled& cancelled = {});
 
-  // Create a device for every config_dir/maps.d/NAME.table. Errors are
-  // logged per map and do not stop the others. Returns how many were created.
-  unsigned load_persistent_maps();
+  // Create a device for every config_dir/maps.d/NAME.table, each on a thread
+  // of its own, and wait for them up to `wait`: a map whose devices hang
+  // (START_DEV's partition scan on a disk that does not answer) goes on in
+  // the background and appears when it is done. Errors are logged per map.
+  // Returns how many were created within the wait.
+  unsigned load_persistent_maps(std::chrono::milliseconds wait = std::chrono::seconds(30));
 
   // Refuse new verbs and end pending `wait`s; call before stopping the
   // control server so that its connection threads can finish.
   void begin_shutdown() { shutting_down_ = true; }
 
-  // Remove every device (daemon shutdown). Suspended devices are resumed
-  // first so the kernel can flush; devices still in use are removed anyway.
-  void shutdown();
+  // Remove every device (daemon shutdown), all at once, within `deadline`.
+  // A suspended device is resumed on its live table (a staged inactive
+  // table is dropped, never activated) so the kernel can flush; a waiting
+  // suspend is cancelled; multipath queueing is turned off. Returns the
+  // names of the devices still not removed at the deadline: their threads
+  // are still running, so the caller must then exit the process (_exit)
+  // rather than destroy this object.
+  std::vector<std::string> shutdown(std::chrono::milliseconds deadline = std::chrono::seconds(90));
 
   std::size_t device_count() const;
 
  private:
+  enum class Phase : std::uint8_t { kCreating, kLive, kRemoving };
+
   struct Managed {
-    // Mutating verbs (load, suspend, resume, message, remove, ...) take
-    // op_mutex, one at a time. Read-only verbs (info, table, status, paths,
-    // deps, wait) take life_mutex shared, so they answer during a long
-    // suspend; destruction takes life_mutex exclusively.
-    std::mutex op_mutex;
+    explicit Managed(std::string n) : name(std::move(n)) {}
+    const std::string name;
+    std::timed_mutex op_mutex;
     std::shared_mutex life_mutex;
+    std::mutex message_mutex;
+    // Written only by the creating thread before phase becomes kLive, and
+    // reset only under life_mutex held exclusively.
     std::unique_ptr<MappedDevice> mapped;
     std::unique_ptr<ublk::Device> kernel;
     unsigned poll_usec = 0;
-    std::atomic<bool> removed{false};
+    std::atomic<Phase> phase{Phase::kCreating};
+    // Raised by a forced remove or by shutdown: a suspend waiting on this
+    // device gives up, so that they get op_mutex.
+    std::atomic<bool> cancel_wait{false};
   };
   using ManagedPtr = std::shared_ptr<Managed>;
+
+  // One verb's handler (the dispatcher has taken the locks its spec names).
+  struct Call {
+    const nlohmann::json& req;
+    const Cancelled& cancelled;
+  };
+  using DeviceHandler = nlohmann::json (DeviceManager::*)(const Call&, Managed&);
+  using DaemonHandler = nlohmann::json (DeviceManager::*)(const Call&);
+  struct Handlers {
+    DaemonHandler daemon = nullptr;  // Scope::kDaemon and Locking::kLifecycle
+    DeviceHandler device = nullptr;  // the rest
+  };
+  static const Handlers& handlers_for(std::string_view verb);
 
   // Per-device settings of `create`; unset ones take the daemon's defaults.
   struct CreateOptions {
@@ -91,29 +139,56 @@ class DeviceManager {
     std::optional<unsigned> depth;
     std::optional<unsigned> poll_usec;
   };
+
+  // Handlers, one per verb of control::verbs().
+  nlohmann::json do_version(const Call& c);
+  nlohmann::json do_targets(const Call& c);
+  nlohmann::json do_ls(const Call& c);
+  nlohmann::json do_create(const Call& c);
+  nlohmann::json do_remove(const Call& c);
+  nlohmann::json do_load(const Call& c, Managed& d);
+  nlohmann::json do_clear(const Call& c, Managed& d);
+  nlohmann::json do_suspend(const Call& c, Managed& d);
+  nlohmann::json do_resume(const Call& c, Managed& d);
+  nlohmann::json do_message(const Call& c, Managed& d);
+  nlohmann::json do_info(const Call& c, Managed& d);
+  nlohmann::json do_table(const Call& c, Managed& d);
+  nlohmann::json do_status(const Call& c, Managed& d);
+  nlohmann::json do_deps(const Call& c, Managed& d);
+  nlohmann::json do_paths(const Call& c, Managed& d);
+  nlohmann::json do_wait(const Call& c, Managed& d);
+
   nlohmann::json create(const std::string& name, const std::string& table, const CreateOptions& opts);
-  nlohmann::json load(Managed& d, const std::string& table);
-  void remove(const std::string& name, bool force);
+  void remove(const std::string& name, bool force, const Cancelled& cancelled);
   nlohmann::json info_of(Managed& d) const;
   nlohmann::json lines_of(Managed& d, StatusType type, bool inactive) const;
   nlohmann::json paths_of(Managed& d) const;  // null if not a multipath device
-  nlohmann::json wait(const ManagedPtr& d, std::optional<std::uint64_t> event_nr);
+
+  // The live device called `name` (ENXIO if none, EBUSY while it is being
+  // created or removed).
   ManagedPtr find(const std::string& name) const;
-  // Apply `fn` to the request's named device, or to every device, each under
-  // its shared lock; collects the non-null results. `named`: a NAME was given.
-  nlohmann::json collect(const nlohmann::json& req,
-                         const std::function<nlohmann::json(Managed&, bool named)>& fn) const;
-  std::vector<std::pair<std::string, ManagedPtr>> all() const;
+  std::vector<ManagedPtr> all_live() const;
+  // Take d.op_mutex, giving up (ECANCELED) if the client goes away.
+  std::unique_lock<std::timed_mutex> lock_for_change(Managed& d, const Cancelled& cancelled) const;
+  // Fails with ENXIO unless `d` is still live (checked under one of its locks).
+  static void check_live(const Managed& d);
+
   void make_link(const std::string& name, const Managed& d) const;
   void remove_link(const std::string& name) const;
   void publish_name(const std::string& name, std::uint32_t id) const;
   void force_error_table(Managed& d);
-  void stop_and_destroy(const std::string& name, Managed& d);
+  // Not in use: no mount, swap, holder or exclusive opener (an exclusive
+  // open of the disk, returned so that it is held across STOP_DEV), and no
+  // plain opener either. Throws EBUSY naming what holds it.
+  int claim_unused(Managed& d) const;
+  void stop_and_destroy(Managed& d, int claim_fd = -1);
+  void shutdown_one(const ManagedPtr& d);
+  void forget(const ManagedPtr& d);
 
   DaemonConfig config_;
   DeviceOpener& opener_;
   ublk::Control* control_;
-  mutable std::mutex mutex_;  // guards devices_ (and serialises create/remove)
+  mutable std::mutex mutex_;  // guards devices_ only; see the class comment
   std::map<std::string, ManagedPtr> devices_;
   std::atomic<bool> shutting_down_{false};
 };

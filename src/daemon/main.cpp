@@ -2,7 +2,8 @@
 // ubdmd: serves device-mapper tables as ublk block devices.
 //
 //   ubdmd [--socket PATH] [--config DIR] [--log-level L] [--foreground]
-//         [--group NAME] [--queues N] [--depth N] [--poll-usec N] [--no-kernel]
+//         [--group NAME] [--queues N] [--depth N] [--poll-usec N]
+//         [--stop-timeout S] [--map-wait S] [--no-kernel]
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -12,8 +13,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -41,6 +44,9 @@ struct Options {
   unsigned queues = 0;
   unsigned depth = 128;
   unsigned poll_usec = daemon::DaemonConfig{}.default_poll_usec;
+  // Below the unit's TimeoutStopSec (120 s), so that we, not SIGKILL, end it.
+  unsigned stop_timeout_s = 90;
+  unsigned map_wait_s = 30;
 };
 
 // Detach from the terminal. The parent exits only when the child reports
@@ -141,11 +147,13 @@ int serve(const Options& o, int& ready_fd) {
   sopts.socket_path = o.socket;
   sopts.allowed_group = group;
   control::ControlServer server(sopts, [&manager](const nlohmann::json& req,
-                                                  const control::ControlServer::PeerCredentials&) {
-    return manager.handle(req);
+                                                  const control::ControlServer::Caller& caller) {
+    return manager.handle(req, [&caller] { return caller.gone(); });
   });
   server.start();
-  const unsigned maps = manager.load_persistent_maps();
+  // Bounded: a map whose disks hang goes on in the background, and systemd
+  // still hears READY (a unit waiting on us must not wait on a dead disk).
+  const unsigned maps = manager.load_persistent_maps(std::chrono::seconds(o.map_wait_s));
   spdlog::info("ubdmd {} listening on {} ({} persistent map(s) created)", daemon::kDaemonVersion, o.socket, maps);
   sd_notifyf(0, "READY=1\nSTATUS=serving %zu device(s)", manager.device_count());
   report_ready(ready_fd, true);
@@ -170,7 +178,14 @@ int serve(const Options& o, int& ready_fd) {
   sd_notify(0, "STOPPING=1");
   manager.begin_shutdown();
   server.stop();
-  manager.shutdown();
+  const std::vector<std::string> stuck = manager.shutdown(std::chrono::seconds(o.stop_timeout_s));
+  if (!stuck.empty()) {
+    // Their removal threads still run and use the manager: leave without
+    // destroying anything. The kernel fails the devices' I/O when we are gone.
+    spdlog::critical("exiting with {} device(s) not removed (their disks do not answer)", stuck.size());
+    spdlog::shutdown();
+    std::_Exit(1);
+  }
   spdlog::info("stopped");
   return 0;
 }
@@ -195,6 +210,14 @@ int main(int argc, char** argv) {
   app.add_option("--poll-usec", o.poll_usec,
                  "default adaptive-polling window of queue threads in microseconds (0: off)")
       ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--stop-timeout", o.stop_timeout_s,
+                 "at SIGTERM, give up on devices not removed within this many seconds and exit")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--map-wait", o.map_wait_s,
+                 "at start, wait this many seconds for maps.d devices before reporting ready")
+      ->check(CLI::Range(0, 3600))
       ->capture_default_str();
   app.add_flag("--no-kernel", o.no_kernel,
                "serve tables in-process only, without ublk devices (for testing the control plane)");

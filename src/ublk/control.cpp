@@ -11,7 +11,8 @@
 namespace ubdm::ublk {
 namespace {
 
-constexpr unsigned kControlRingEntries = 32;
+// One command at a time per ring; see Control::run().
+constexpr unsigned kControlRingEntries = 2;
 
 std::string describe(int rc) { return errno_string(rc); }
 
@@ -42,18 +43,15 @@ Control::Control(const std::string& path) {
     }
     fail(err, "cannot open {}: {}", path, errno_string(err));
   }
-  // Control commands are 32 bytes: they need the 128-byte SQE layout.
-  const int rc = io_uring_queue_init(kControlRingEntries, &ring_, IORING_SETUP_SQE128);
-  if (rc < 0) {
-    ::close(fd_);
-    fail(-rc, "cannot create the ublk control ring: {}", errno_string(rc));
-  }
   std::uint64_t features = 0;
   CtrlCmd cmd = command(kAutoDevId, &features, sizeof(features));
   const int frc = run(kCmdGetFeatures, cmd);
   if (frc < 0) {
-    io_uring_queue_exit(&ring_);
     ::close(fd_);
+    fd_ = -1;
+    if (frc == -ENOMEM || frc == -EMFILE || frc == -ENFILE || frc == -EPERM) {
+      fail(-frc, "cannot create an io_uring for ublk control commands: {}", describe(frc));
+    }
     fail(-frc, "ublk GET_FEATURES failed ({}): the ublk driver is older than ubdm supports (kernel 6.5+ needed)",
          describe(frc));
   }
@@ -61,16 +59,26 @@ Control::Control(const std::string& path) {
 }
 
 Control::~Control() {
-  io_uring_queue_exit(&ring_);
   if (fd_ >= 0) {
     ::close(fd_);
   }
 }
 
 int Control::run(unsigned cmd_op, CtrlCmd& cmd) {
-  std::lock_guard lock(mutex_);
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
+  // Each command gets a ring of its own. The driver carries out a control
+  // command inside the submitting io_uring_enter (START_DEV waits there for
+  // the disk's partition scan, DEL_DEV for the last opener), so a shared
+  // ring, or a lock around one, would make every device's command wait for
+  // the slowest. A ring costs a few system calls: nothing next to the
+  // command itself. Control commands are 32 bytes: they need SQE128.
+  io_uring ring{};
+  int rc = io_uring_queue_init(kControlRingEntries, &ring, IORING_SETUP_SQE128);
+  if (rc < 0) {
+    return rc;
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  if (sqe == nullptr) {  // cannot happen on a fresh ring
+    io_uring_queue_exit(&ring);
     return -EBUSY;
   }
   // SQE128: the command payload lives in the 80 bytes after the first 48.
@@ -80,20 +88,19 @@ int Control::run(unsigned cmd_op, CtrlCmd& cmd) {
   sqe->cmd_op = cmd_op;
   sqe->user_data = cmd_op;
   std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
-  int rc = io_uring_submit(&ring_);
-  if (rc < 0) {
-    return rc;
+  rc = io_uring_submit(&ring);
+  if (rc >= 0) {
+    io_uring_cqe* cqe = nullptr;
+    do {
+      rc = io_uring_wait_cqe(&ring, &cqe);
+    } while (rc == -EINTR);
+    if (rc == 0) {
+      rc = cqe->res;
+      io_uring_cqe_seen(&ring, cqe);
+    }
   }
-  io_uring_cqe* cqe = nullptr;
-  do {
-    rc = io_uring_wait_cqe(&ring_, &cqe);
-  } while (rc == -EINTR);
-  if (rc < 0) {
-    return rc;
-  }
-  const int res = cqe->res;
-  io_uring_cqe_seen(&ring_, cqe);
-  return res;
+  io_uring_queue_exit(&ring);
+  return rc;
 }
 
 void Control::check(int rc, unsigned cmd_op, std::uint32_t dev_id, const char* what) {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The ublk control channel: uring_cmds on /dev/ublk-control over a small
 // SQE128 ring. Control plane: every method blocks until the kernel answers
-// and throws ubdm::Error on failure. Thread-safe (one command at a time).
+// and throws ubdm::Error on failure. Thread-safe, and commands for different
+// devices run concurrently: one device's slow START_DEV or DEL_DEV never
+// holds up another's.
 #pragma once
 
 #include <liburing.h>
@@ -9,7 +11,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 
 #include "ublk/abi.hpp"
@@ -47,9 +48,7 @@ class Control {
   int run(unsigned cmd_op, CtrlCmd& cmd);
   void check(int rc, unsigned cmd_op, std::uint32_t dev_id, const char* what);
 
-  std::mutex mutex_;
   int fd_ = -1;
-  io_uring ring_{};
   std::uint64_t features_ = 0;
 };
 

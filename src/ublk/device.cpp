@@ -28,10 +28,12 @@ Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t 
   p.len = sizeof(p);
   p.types = kParamBasic;
   ParamBasic& b = p.basic;
-  if (limits.volatile_cache) {
-    // Some device caches writes: the kernel must send us FLUSH and FUA.
-    b.attrs |= kAttrVolatileCache | kAttrFua;
-  }
+  // Always a volatile cache with FUA, whatever the first table's disks say:
+  // a later table may map a write-back disk, and a file or a disk behind a
+  // write-through queue still needs its fdatasync for an fsync to be
+  // durable. Without the attribute the kernel completes every FLUSH itself
+  // and it never reaches us. A flush to a write-through disk costs nothing.
+  b.attrs |= kAttrVolatileCache | kAttrFua;
   if (limits.rotational) {
     b.attrs |= kAttrRotational;
   }
@@ -52,6 +54,26 @@ Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t 
     d.max_discard_segments = 1;
   }
   return p;
+}
+
+void check_table_fits(const Params& advertised, const IoLimits& limits, const std::string& disk) {
+  const std::uint32_t lbs = 1U << advertised.basic.logical_bs_shift;
+  if (limits.logical_block_size > lbs) {
+    fail_invalid("the new table's devices have {}-byte logical blocks, but {} advertises {}: the kernel would "
+                 "send I/O they cannot take (a new device is needed for a larger block size)",
+                 limits.logical_block_size, disk, lbs);
+  }
+  if ((advertised.types & kParamDiscard) != 0) {
+    if (!limits.discard) {
+      fail_invalid("the new table has a device that cannot discard, but {} advertises discard and "
+                   "write-zeroes: map devices that support discard (a new device is needed otherwise)",
+                   disk);
+    }
+    if (limits.discard_granularity > advertised.discard.discard_granularity) {
+      fail_invalid("the new table's devices discard in units of {} bytes, but {} advertises {}",
+                   limits.discard_granularity, disk, advertised.discard.discard_granularity);
+    }
+  }
 }
 
 Device::Device(Control& control, MappedDevice& mapped, DeviceOptions options)

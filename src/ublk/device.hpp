@@ -32,7 +32,14 @@ struct DeviceOptions {
 };
 
 // Build ublk params from the limits the table stacks over its devices.
+// FLUSH and FUA are always advertised (see the definition for why).
 Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes);
+
+// Refuses (EINVAL, naming `disk`) a table whose devices cannot honour what
+// the live device advertised at START_DEV: a larger logical block size, no
+// discard (or a coarser discard granularity) where discard and write-zeroes
+// were advertised. The kernel keeps those limits for the disk's lifetime.
+void check_table_fits(const Params& advertised, const IoLimits& limits, const std::string& disk);
 
 class Device {
  public:

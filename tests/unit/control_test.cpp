@@ -185,10 +185,10 @@ TEST(FrameTest, ReplyHelpersCarryVersionAndOk) {
 // Request handling without a socket
 
 json handle(const std::string& payload, const ControlServer::Handler& h) {
-  return ControlServer::handle_request(payload, ControlServer::PeerCredentials{}, h);
+  return ControlServer::handle_request(payload, ControlServer::Caller{}, h);
 }
 
-const ControlServer::Handler kEcho = [](const json& req, const ControlServer::PeerCredentials&) {
+const ControlServer::Handler kEcho = [](const json& req, const ControlServer::Caller&) {
   return json{{"echo", req}};
 };
 
@@ -200,20 +200,20 @@ TEST(ControlServerTest, HandlerResultsAreWrappedInAnOkReply) {
 }
 
 TEST(ControlServerTest, HandlerMayReturnACompleteReplyOrNothing) {
-  const json full = handle(R"({"v":1,"op":"x"})", [](const json&, const ControlServer::PeerCredentials&) {
+  const json full = handle(R"({"v":1,"op":"x"})", [](const json&, const ControlServer::Caller&) {
     return control::error_reply(EBUSY, "device mp0 is open");
   });
   EXPECT_EQ(full, control::error_reply(EBUSY, "device mp0 is open"));
   const json none = handle(R"({"v":1,"op":"x"})",
-                           [](const json&, const ControlServer::PeerCredentials&) { return json(); });
+                           [](const json&, const ControlServer::Caller&) { return json(); });
   EXPECT_EQ(none, control::ok_reply());
   const json bad = handle(R"({"v":1,"op":"x"})",
-                          [](const json&, const ControlServer::PeerCredentials&) { return json::array(); });
+                          [](const json&, const ControlServer::Caller&) { return json::array(); });
   EXPECT_EQ(bad["errno"], EIO);
 }
 
 TEST(ControlServerTest, ExceptionsBecomeErrorReplies) {
-  const auto thrower = [](const json& req, const ControlServer::PeerCredentials&) -> json {
+  const auto thrower = [](const json& req, const ControlServer::Caller&) -> json {
     const std::string op = req.at("op").get<std::string>();
     if (op == "error") {
       throw Error(ENOENT, "device mp0 does not exist");
@@ -261,7 +261,7 @@ TEST(ControlServerTest, MalformedRequestsAreRefusedBeforeTheHandler) {
       {R"({"v":1,"op":"x","a":)" + std::string(50, '['), "malformed request: nested deeper than 16 levels"},
   };
   bool called = false;
-  const ControlServer::Handler h = [&](const json&, const ControlServer::PeerCredentials&) {
+  const ControlServer::Handler h = [&](const json&, const ControlServer::Caller&) {
     called = true;
     return json::object();
   };
@@ -292,7 +292,8 @@ struct FakeDaemon {
   std::atomic<int> calls{0};
 
   ControlServer::Handler handler() {
-    return [this](const json& req, const ControlServer::PeerCredentials& peer) -> json {
+    return [this](const json& req, const ControlServer::Caller& caller) -> json {
+      const ControlServer::PeerCredentials& peer = caller.peer;
       ++calls;
       {
         std::lock_guard lock(mu);

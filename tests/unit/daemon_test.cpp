@@ -83,9 +83,11 @@ TEST_F(DaemonTest, CreateRefusesBadNamesDuplicatesAndQueueSettings) {
   EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"queues", 0}}).second,
             "queue count 0 out of range: must be between 1 and 64");
   EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"depth", 5000}}).second,
-            "queue depth 5000 out of range: must be between 1 and 4096");
+            "create: argument 'depth' must be at most 4096, not 5000");
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"depth", 0}}).second,
+            "queue depth 0 out of range: must be between 1 and 4096");
   EXPECT_EQ(failure({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}, {"poll_usec", 1000001}}).second,
-            "poll window 1000001 us out of range: must be between 0 and 1000000");
+            "create: argument 'poll_usec' must be at most 1000000, not 1000001");
   EXPECT_EQ(manager().device_count(), 0U);
   call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
   EXPECT_EQ(info("a")["poll_usec"], 50) << "the daemon's default";
@@ -137,7 +139,8 @@ TEST_F(DaemonTest, EveryVerbOnAMissingDeviceSaysSo) {
 TEST_F(DaemonTest, UnknownOperationAndMistypedArguments) {
   EXPECT_EQ(failure({{"op", "frobnicate"}, {"name", "nosuch"}}).second, "unknown operation 'frobnicate'");
   call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
-  EXPECT_THROW(call({{"op", "message"}, {"name", "a"}, {"sector", "zero"}, {"args", {"x"}}}), json::exception);
+  EXPECT_EQ(failure({{"op", "message"}, {"name", "a"}, {"sector", "zero"}, {"args", {"x"}}}),
+            std::make_pair(EINVAL, std::string("message: argument 'sector' must be a non-negative integer")));
 }
 
 TEST_F(DaemonTest, WaitReturnsWhenTheEventNumberMoves) {
@@ -226,15 +229,54 @@ TEST(UblkParams, FollowTheStackedLimits) {
   EXPECT_EQ(p.discard.max_discard_segments, 1);
 }
 
-TEST(UblkParams, NoDiscardParamsWhenADeviceCannotDiscardAndNoCacheFlags) {
+TEST(UblkParams, NoDiscardParamsWhenADeviceCannotDiscard) {
   IoLimits l;
   l.discard = false;
   const ublk::Params p = ublk::make_params(l, 8, 128 * 1024);
   EXPECT_EQ(p.types, ublk::kParamBasic);
-  EXPECT_EQ(p.basic.attrs, 0U);
   EXPECT_EQ(p.basic.logical_bs_shift, 9);
   EXPECT_EQ(p.basic.io_min_shift, 9);
   EXPECT_EQ(p.basic.max_sectors, 256U);
+}
+
+// Issue 7 item 3: a device over write-through disks or files used to be
+// advertised without a volatile cache, so the kernel completed every FLUSH
+// itself and an fsync never reached the backing file.
+TEST(UblkParams, FlushAndFuaAreAdvertisedEvenWhenNoDeviceCachesWrites) {
+  IoLimits l;
+  l.volatile_cache = false;
+  const ublk::Params p = ublk::make_params(l, 8, 128 * 1024);
+  EXPECT_EQ(p.basic.attrs & (ublk::kAttrVolatileCache | ublk::kAttrFua),
+            ublk::kAttrVolatileCache | ublk::kAttrFua);
+}
+
+TEST(UblkParams, ATableMustHonourWhatTheLiveDeviceAdvertises) {
+  IoLimits first;
+  first.discard = true;
+  first.discard_granularity = 4096;
+  const ublk::Params advertised = ublk::make_params(first, 8, 128 * 1024);
+  EXPECT_NO_THROW(ublk::check_table_fits(advertised, first, "/dev/ublkb0"));
+
+  IoLimits big_blocks = first;
+  big_blocks.logical_block_size = 4096;
+  big_blocks.physical_block_size = 4096;
+  try {
+    ublk::check_table_fits(advertised, big_blocks, "/dev/ublkb0");
+    ADD_FAILURE() << "a 4K-sector table under a 512-byte device was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), EINVAL);
+    EXPECT_NE(std::string(e.what()).find("4096-byte logical blocks, but /dev/ublkb0 advertises 512"),
+              std::string::npos)
+        << e.what();
+  }
+  IoLimits no_discard = first;
+  no_discard.discard = false;
+  EXPECT_THROW(ublk::check_table_fits(advertised, no_discard, "/dev/ublkb0"), Error);
+
+  // A device advertised without discard takes any table's discard support.
+  IoLimits none;
+  none.discard = false;
+  EXPECT_NO_THROW(ublk::check_table_fits(ublk::make_params(none, 8, 128 * 1024), first, "/dev/ublkb0"));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "control/server.hpp"
+#include "control/verbs.hpp"
 #include "control_test_util.hpp"
 #include "ubdm/error.hpp"
 
@@ -145,7 +146,7 @@ class ControlCliTest : public ::testing::Test {
       o.allowed_group = ::getegid();
     }
     server = std::make_unique<ControlServer>(
-        o, [this](const json& req, const ControlServer::PeerCredentials&) { return handle(req); });
+        o, [this](const json& req, const ControlServer::Caller&) { return handle(req); });
     server->start();
   }
 
@@ -406,6 +407,15 @@ TEST_F(ControlCliTest, HelpStillWorks) {
   r = run_cli({"suspend", "--help"});
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("--noflush"), std::string::npos);
+}
+
+// The CLI offers exactly the protocol's verbs, each with the table's help.
+TEST_F(ControlCliTest, HelpListsEveryVerbOfTheProtocolWithItsSummary) {
+  const auto r = run_cli({"--help"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const control::VerbSpec& v : control::verbs()) {
+    EXPECT_NE(r.out.find(std::string(v.summary)), std::string::npos) << v.name << " missing from:\n" << r.out;
+  }
 }
 
 TEST(ControlCliNoDaemonTest, UnreachableDaemon) {

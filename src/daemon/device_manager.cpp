@@ -516,12 +516,18 @@ void DeviceManager::stop_and_destroy(Managed& d, int claim_fd) {
       spdlog::warn("{}: flushing before removal: {}", d.name, errno_string(errno));
     }
   }
+  const auto release_claim = [&claim_fd] {
+    if (claim_fd >= 0) {
+      ::close(claim_fd);
+      claim_fd = -1;
+    }
+  };
   if (d.kernel) {
-    d.kernel->stop();
+    // The claim is released once the disk is gone and before DEL_DEV, which
+    // waits for every opener of the disk, ours included.
+    d.kernel->stop(release_claim);
   }
-  if (claim_fd >= 0) {
-    ::close(claim_fd);
-  }
+  release_claim();
   // Readers hold life_mutex shared; wait for them before freeing.
   std::unique_lock lock(d.life_mutex);
   d.kernel.reset();
@@ -724,12 +730,12 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
   return progress->created;
 }
 
-void DeviceManager::shutdown_one(const ManagedPtr& d) {
+bool DeviceManager::shutdown_one(const ManagedPtr& d, std::chrono::steady_clock::time_point until) {
   try {
     d->cancel_wait = true;  // a waiting suspend gives up
     const auto lock = std::unique_lock(d->op_mutex);
     if (d->phase.load() != Phase::kLive) {
-      return;
+      return true;
     }
     MappedDevice& md = *d->mapped;
     // A staged table was loaded for someone to review and resume; shutdown
@@ -744,12 +750,26 @@ void DeviceManager::shutdown_one(const ManagedPtr& d) {
         t && t->target_count() == 1 && dynamic_cast<const mpath::MultipathTarget*>(&t->target(0)) != nullptr) {
       md.message(0, {"fail_if_no_path"});
     }
+    // STOP_DEV waits inside the kernel for every request in flight, and a
+    // process exit waits for a control command in progress: on a device
+    // whose disk holds I/O forever the two would never end. So first see
+    // that the device drains before the deadline; if it does not, leave it
+    // to the kernel, which fails its I/O once we are gone.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    try {
+      md.suspend(0, std::max(left, std::chrono::milliseconds(1)));
+    } catch (const Error& e) {
+      spdlog::error("{}: I/O does not drain ({}); leaving the device to the kernel", d->name, e.what());
+      return false;
+    }
+    md.resume();
     stop_and_destroy(*d);
     spdlog::info("{}: removed at shutdown", d->name);
   } catch (const std::exception& e) {
     spdlog::error("{}: removing at shutdown failed: {}", d->name, e.what());
   }
   forget(d);
+  return true;
 }
 
 std::vector<std::string> DeviceManager::shutdown(std::chrono::milliseconds deadline) {
@@ -785,8 +805,8 @@ std::vector<std::string> DeviceManager::shutdown(std::chrono::milliseconds deadl
         std::lock_guard lock(tracker->mu);
         ++tracker->running;
       }
-      std::thread([this, d, tracker] {
-        shutdown_one(d);
+      std::thread([this, d, tracker, until] {
+        shutdown_one(d, until);
         std::lock_guard lock(tracker->mu);
         --tracker->running;
         tracker->cv.notify_all();
@@ -795,7 +815,9 @@ std::vector<std::string> DeviceManager::shutdown(std::chrono::milliseconds deadl
     std::unique_lock lock(tracker->mu);
     const auto step = std::chrono::steady_clock::now() + (creating ? 100ms : 1s);
     tracker->cv.wait_until(lock, std::min(step, until), [&] { return tracker->running == 0 && !creating; });
-    if (std::chrono::steady_clock::now() >= until) {
+    // Every device had its turn and none is still being worked on: what is
+    // left was left to the kernel.
+    if ((tracker->running == 0 && !creating && todo.empty()) || std::chrono::steady_clock::now() >= until) {
       break;
     }
   }

@@ -182,7 +182,9 @@ class DeviceManager {
   // plain opener either. Throws EBUSY naming what holds it.
   int claim_unused(Managed& d) const;
   void stop_and_destroy(Managed& d, int claim_fd = -1);
-  void shutdown_one(const ManagedPtr& d);
+  // Returns false if the device was left in place because its I/O did not
+  // drain by `until` (it stays in the registry, so shutdown reports it).
+  bool shutdown_one(const ManagedPtr& d, std::chrono::steady_clock::time_point until);
   void forget(const ManagedPtr& d);
 
   DaemonConfig config_;

@@ -164,17 +164,27 @@ void Device::start() {
   spdlog::info("{}: serving {} ({} sectors)", mapped_.device_name(), block_path(), table->size());
 }
 
-void Device::stop() { teardown(started_); }
+void Device::stop(const std::function<void()>& after_stop_dev) { teardown(started_, after_stop_dev); }
 
-void Device::teardown(bool stop_kernel_device) {
+void Device::teardown(bool stop_kernel_device, const std::function<void()>& after_stop_dev) {
   if (!added_) {
     return;
   }
   if (stop_kernel_device) {
     // The kernel aborts every tag's command; the queue threads finish what
     // the core still holds and leave.
-    control_.stop_dev(id_);
+    try {
+      control_.stop_dev(id_);
+    } catch (...) {
+      if (after_stop_dev) {
+        after_stop_dev();
+      }
+      throw;
+    }
     started_ = false;
+    if (after_stop_dev) {
+      after_stop_dev();
+    }
   } else {
     for (auto& q : queues_) {
       q->request_stop();

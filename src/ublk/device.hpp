@@ -53,8 +53,10 @@ class Device {
   // is thrown.
   void start();
   // STOP_DEV (the disk disappears; queued kernel I/O is aborted), wait for
-  // the queue threads, DEL_DEV. Idempotent.
-  void stop();
+  // the queue threads, DEL_DEV. Idempotent. `after_stop_dev` runs between
+  // STOP_DEV and DEL_DEV: DEL_DEV waits until nothing holds the disk open,
+  // so a caller holding the disk open across STOP_DEV closes it there.
+  void stop(const std::function<void()>& after_stop_dev = {});
 
   std::uint32_t id() const { return id_; }
   bool started() const { return started_; }
@@ -66,7 +68,7 @@ class Device {
 
  private:
   void open_char_device();
-  void teardown(bool stop_kernel_device);
+  void teardown(bool stop_kernel_device, const std::function<void()>& after_stop_dev = {});
 
   Control& control_;
   MappedDevice& mapped_;

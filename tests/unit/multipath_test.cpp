@@ -74,6 +74,34 @@ TEST_F(MultipathTest, InfoLineBeforeAndAfterTheFirstIo) {
   EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 1 1 A 0 2 0 d0 A 0 d1 A 0 ");
 }
 
+TEST_F(MultipathTest, GroupStateAndQueueIoFollowTheKernelAcrossSwitchGroupAndPathLoss) {
+  // dm-mpath: QUEUE_IO is set at construction and cleared when the first
+  // I/O switches to a group (__switch_pg) or finds no path; switch_group
+  // clears current_pg (every group 'E', the next one reported) and leaves
+  // QUEUE_IO alone; failing paths, even all of a group's, never clears
+  // current_pg: only an I/O that then chooses does.
+  make(std::string("2 ") + kOff + " 0 2 1 round-robin 0 1 0 d0 round-robin 0 1 0 d1");
+  EXPECT_EQ(info(), "0 2048 multipath 2 1 0 0 2 1 E 0 1 0 d0 A 0 E 0 1 0 d1 A 0 ") << "fresh";
+  std::vector<std::byte> buf(4096);
+  ASSERT_EQ(fe->read(0, 8, buf.data()), 0);
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 1 A 0 1 0 d0 A 0 E 0 1 0 d1 A 0 ") << "after the first I/O";
+  msg({"switch_group", "2"});
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 A 0 E 0 1 0 d1 A 0 ") << "after switch_group 2";
+  ASSERT_EQ(fe->read(0, 8, buf.data()), 0);
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 A 0 A 0 1 0 d1 A 0 ") << "after switch_group 2 and I/O";
+  msg({"fail_path", "d1"});
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 A 0 A 0 1 0 d1 F 1 ")
+      << "a group whose paths all failed stays current until an I/O chooses again";
+  msg({"fail_path", "d0"});
+  msg({"reinstate_path", "d1"});
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 F 1 A 0 1 0 d1 A 1 ")
+      << "failing and reinstating by message does not choose a group";
+  msg({"fail_path", "d1"});
+  EXPECT_EQ(fe->read(0, 8, buf.data()), -EIO);
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 1 E 0 1 0 d0 F 1 E 0 1 0 d1 F 2 ")
+      << "an I/O with no path left clears the current group";
+}
+
 TEST_F(MultipathTest, PgInitFeaturesAreKeptInKernelOrder) {
   make(std::string("7 retain_attached_hw_handler pg_init_delay_msecs 0 pg_init_retries 5 ") + kOff +
        " 0 1 1 round-robin 0 1 0 d0");

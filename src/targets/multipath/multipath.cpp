@@ -251,7 +251,11 @@ bool MultipathTarget::must_push_back() const {
 
 Path* MultipathTarget::choose_path(unsigned queue, std::uint64_t bytes) {
   if (valid_paths_.load(std::memory_order_acquire) == 0) {
+    // As the kernel: no path clears QUEUE_IO and the current group (the
+    // group is otherwise kept until an I/O chooses another, see fail_path).
+    std::lock_guard lock(mutex_);
     queue_io_.store(false, std::memory_order_relaxed);
+    current_group_.store(-1, std::memory_order_release);
     return nullptr;
   }
   if (next_group_.load(std::memory_order_relaxed) >= 0) {
@@ -357,9 +361,8 @@ bool MultipathTarget::fail_path(Path& p, const char* why) {
   Group& g = *groups_[p.group];
   g.valid.fetch_sub(1);
   const int left = valid_paths_.fetch_sub(1) - 1;
-  if (g.valid.load() == 0 && current_group_.load() == static_cast<int>(p.group)) {
-    current_group_.store(-1, std::memory_order_release);
-  }
+  // The current group stays current (INFO 'A') even with no valid path left:
+  // the next I/O finds it empty and chooses another, as in the kernel.
   spdlog::warn("{}: Failing path {} ({}, {} valid path{} left).", device_.device_name(), p.dev->display_name(),
                why, left, left == 1 ? "" : "s");
   if (left == 0) {
@@ -380,7 +383,6 @@ bool MultipathTarget::reinstate_path(Path& p, const char* why) {
   g.valid.fetch_add(1);
   const int now_valid = valid_paths_.fetch_add(1) + 1;
   if (now_valid == 1) {
-    current_group_.store(-1, std::memory_order_release);  // choose afresh
     end_recovery_locked();
   }
   const int cur = current_group_.load();

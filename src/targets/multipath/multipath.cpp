@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "targets/multipath/multipath.hpp"
 
+#include <linux/fs.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -60,6 +62,40 @@ bool MultipathTarget::is_path_error(int err) {
     default:
       return true;  // anything else could be the path: retry elsewhere
   }
+}
+
+std::optional<std::uint64_t> MultipathTarget::device_bytes_now(const BlockDevice& dev) {
+  if (dev.fd() < 0) {
+    return std::nullopt;
+  }
+  if (dev.is_block_device()) {
+    std::uint64_t bytes = 0;
+    if (::ioctl(dev.fd(), BLKGETSIZE64, &bytes) == 0) {
+      return bytes;  // 0 once the disk was deleted (del_gendisk zeroes the capacity)
+    }
+    return errno == ENXIO || errno == ENODEV ? std::optional<std::uint64_t>(0) : std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(dev.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
+    return static_cast<std::uint64_t>(st.st_size);
+  }
+  return std::nullopt;
+}
+
+bool MultipathTarget::covers(const Path& p, std::uint64_t end_byte) const {
+  const std::optional<std::uint64_t> now = size_probe_(*p.dev);
+  return !now.has_value() || *now >= end_byte;  // unknown: assume it still does
+}
+
+bool MultipathTarget::is_path_failure(const Path& p, int err, std::uint64_t end_byte) const {
+  if (is_path_error(err)) {
+    return true;
+  }
+  // A path that went away (a deleted SCSI disk: its size drops to 0, and
+  // writes through an fd opened before return ENOSPC) says ENOSPC too. That
+  // is the path's fault, not the I/O's, when the device no longer reaches
+  // the end of the I/O. Asked on this error path only.
+  return err == -ENOSPC && !covers(p, end_byte);
 }
 
 // ---------------------------------------------------------------------------
@@ -329,7 +365,8 @@ EndIoResult MultipathTarget::end_io(Clone& clone, int error) {
   const unsigned q = clone.queue_id();
   const PerIo& io = clone.per_io<PerIo>();
   Path& p = *paths_[io.path];
-  const bool path_error = is_path_error(error);
+  const bool path_error =
+      error != 0 && is_path_failure(p, error, ((clone.target_offset() + clone.nr_sectors()) << kSectorShift));
   if (path_error) {
     // Before the selector's end_io, as the kernel: the failed path is then
     // already out of the selector's view (historical-service-time's count).
@@ -441,12 +478,20 @@ void MultipathTarget::checker_tick() {
   }
 }
 
-void MultipathTarget::checker_result(Path& p, bool ok, bool timed_out) {
+void MultipathTarget::checker_result(Path& p, int err, bool timed_out) {
+  // A read that worked proves little about a device that has shrunk below
+  // the map or been deleted: it must still cover every sector the map uses.
+  const bool gone = err == 0 && !covers(p, len() << kSectorShift);
+  const bool ok = err == 0 && !gone;
   p.checker.store(ok ? CheckerState::kUp : (timed_out ? CheckerState::kTimeout : CheckerState::kDown));
   if (ok) {
     reinstate_path(p, "checker: path is up");
+  } else if (timed_out) {
+    fail_path(p, "checker: no answer");
+  } else if (gone) {
+    fail_path(p, "checker: the device no longer covers the map (deleted?)");
   } else {
-    fail_path(p, timed_out ? "checker: no answer" : "checker: read failed");
+    fail_path(p, fmt::format("checker: read failed: {}", errno_string(err)).c_str());
   }
 }
 

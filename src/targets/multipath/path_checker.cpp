@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -207,8 +208,10 @@ void PathChecker::Impl::reap() {
     in_flight.erase(it);
     slot->in_flight = false;
     if (slot->target != nullptr) {
-      const bool ok = res == static_cast<int>(slot->len);
-      slot->target->checker_result(*slot->path, ok, false);
+      // A read that returns nothing is past the device's end: a device that
+      // was deleted (its size is 0) or shrank.
+      const int err = res == static_cast<int>(slot->len) ? 0 : res < 0 ? res : res == 0 ? -ENXIO : -EIO;
+      slot->target->checker_result(*slot->path, err, false);
     }
   }
 }
@@ -218,7 +221,7 @@ void PathChecker::Impl::check_timeouts(std::uint64_t now) {
     if (slot->target != nullptr && !slot->reported_timeout && now >= slot->deadline_ms) {
       // Still no answer: the path is down even if the read returns later.
       slot->reported_timeout = true;
-      slot->target->checker_result(*slot->path, false, true);
+      slot->target->checker_result(*slot->path, -ETIMEDOUT, true);
     }
   }
 }

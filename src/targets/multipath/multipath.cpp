@@ -370,7 +370,7 @@ EndIoResult MultipathTarget::end_io(Clone& clone, int error) {
   if (path_error) {
     // Before the selector's end_io, as the kernel: the failed path is then
     // already out of the selector's view (historical-service-time's count).
-    fail_path(p, "I/O error");
+    fail_path(p, fmt::format("I/O error: {}", errno_string(error)).c_str());
   }
   groups_[p.group]->selector->queue(q).end_io(p.index_in_group, io.bytes, io.start_ns, now_ns());
   bump(p.inflight[q], -1);

@@ -40,6 +40,8 @@
 # mp_queue_write SEEK      start an O_DIRECT 64 KiB write of new random data
 #                          at 64 KiB block SEEK in the background; sets
 #                          NEW_SUM and WR
+# fio_alive                true while the fio_bg fio ($FIO_PID) has not ended
+#                          (a finished one stays a zombie: kill -0 is not enough)
 # scsi_debug_add_host      add a third host (another path to the LUN); prints
 #                          its /dev/sdX; remove it with scsi_debug_remove_host
 
@@ -171,6 +173,8 @@ expect_done() { # PID SECS WHAT
   done
   wait "$1" 2>/dev/null || true
 }
+
+fio_alive() { kill -0 "$FIO_PID" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$FIO_PID/stat" 2>/dev/null)" != Z ]; }
 
 SD_ADD_HOST=/sys/bus/pseudo/drivers/scsi_debug/add_host
 scsi_debug_add_host() {

@@ -26,9 +26,6 @@ fio_bg "$MP_DEV" --rw=randwrite --size=48M --verify=crc32c --do_verify=1 --verif
 sleep 1
 ios1=$(mp_path_field mp "$P1" ios) ios2=$(mp_path_field mp "$P2" ios)
 
-# A finished fio stays a zombie until waited for: kill -0 alone is not enough.
-fio_alive() { kill -0 "$FIO_PID" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$FIO_PID/stat" 2>/dev/null)" != Z ]; }
-
 # One event every 2 s by the clock (the checks in between take time too).
 late=0 events=0 fio_early=''
 t_start=$(now_cs)

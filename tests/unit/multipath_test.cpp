@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "live_device.hpp"
@@ -72,6 +73,34 @@ TEST_F(MultipathTest, InfoLineBeforeAndAfterTheFirstIo) {
   std::vector<std::byte> buf(4096);
   ASSERT_EQ(fe->read(0, 8, buf.data()), 0);
   EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 1 1 A 0 2 0 d0 A 0 d1 A 0 ");
+}
+
+TEST_F(MultipathTest, GroupStateAndQueueIoFollowTheKernelAcrossSwitchGroupAndPathLoss) {
+  // dm-mpath: QUEUE_IO is set at construction and cleared when the first
+  // I/O switches to a group (__switch_pg) or finds no path; switch_group
+  // clears current_pg (every group 'E', the next one reported) and leaves
+  // QUEUE_IO alone; failing paths, even all of a group's, never clears
+  // current_pg: only an I/O that then chooses does.
+  make(std::string("2 ") + kOff + " 0 2 1 round-robin 0 1 0 d0 round-robin 0 1 0 d1");
+  EXPECT_EQ(info(), "0 2048 multipath 2 1 0 0 2 1 E 0 1 0 d0 A 0 E 0 1 0 d1 A 0 ") << "fresh";
+  std::vector<std::byte> buf(4096);
+  ASSERT_EQ(fe->read(0, 8, buf.data()), 0);
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 1 A 0 1 0 d0 A 0 E 0 1 0 d1 A 0 ") << "after the first I/O";
+  msg({"switch_group", "2"});
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 A 0 E 0 1 0 d1 A 0 ") << "after switch_group 2";
+  ASSERT_EQ(fe->read(0, 8, buf.data()), 0);
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 A 0 A 0 1 0 d1 A 0 ") << "after switch_group 2 and I/O";
+  msg({"fail_path", "d1"});
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 A 0 A 0 1 0 d1 F 1 ")
+      << "a group whose paths all failed stays current until an I/O chooses again";
+  msg({"fail_path", "d0"});
+  msg({"reinstate_path", "d1"});
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 2 E 0 1 0 d0 F 1 A 0 1 0 d1 A 1 ")
+      << "failing and reinstating by message does not choose a group";
+  msg({"fail_path", "d1"});
+  EXPECT_EQ(fe->read(0, 8, buf.data()), -EIO);
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 2 1 E 0 1 0 d0 F 1 E 0 1 0 d1 F 2 ")
+      << "an I/O with no path left clears the current group";
 }
 
 TEST_F(MultipathTest, PgInitFeaturesAreKeptInKernelOrder) {
@@ -142,6 +171,63 @@ TEST_F(MultipathTest, PathErrorFailsThePathAndTheIoSucceedsOnAnother) {
   EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 1 1 A 0 2 0 d0 F 1 d1 A 0 ");
   EXPECT_EQ(dev->event_nr(), events + 1);
   EXPECT_EQ(storage.disk("d1").data()[0], std::byte{0x5a});
+}
+
+// A deleted SCSI path: its size drops to 0 and writes through an fd opened
+// before return ENOSPC. Fake disks have no fd to ask, so the tests give the
+// target a size probe that reports d0 gone.
+void report_d0_gone(MultipathTarget& t) {
+  t.set_size_probe([](const BlockDevice& d) -> std::optional<std::uint64_t> {
+    return d.path() == "d0" ? 0 : d.size_sectors() * 512;
+  });
+}
+
+TEST_F(MultipathTest, NoSpaceFromAPathThatNoLongerCoversTheIoIsAPathFailure) {
+  make(std::string("2 ") + kOff + " 0 1 1 round-robin 0 2 0 d0 d1");
+  report_d0_gone(target());
+  storage.inject("d0", FaultRule{op_bit(Op::kWrite), -ENOSPC, -1});
+  std::vector<std::byte> data(4096, std::byte{0x6b});
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(fe->write(static_cast<sector_t>(i) * 8, 8, data.data()), 0)
+        << "ENOSPC from a vanished path is retried on another path";
+  }
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 1 1 A 0 2 0 d0 F 1 d1 A 0 ");
+  EXPECT_EQ(storage.disk("d1").data()[0], std::byte{0x6b});
+}
+
+TEST_F(MultipathTest, NoSpaceFromAHealthySizedPathStillReachesTheSubmitter) {
+  make(std::string("2 ") + kOff + " 0 1 1 round-robin 0 2 0 d0 d1");
+  report_d0_gone(target());  // d1 keeps its size
+  storage.inject("d1", FaultRule{op_bit(Op::kWrite), -ENOSPC, -1});
+  storage.inject("d0", FaultRule{op_bit(Op::kWrite), -EIO, 1});  // the first write goes to d0 and fails it
+  std::vector<std::byte> data(4096);
+  EXPECT_EQ(fe->write(0, 8, data.data()), -ENOSPC) << "thin pool full: every path would say so";
+  EXPECT_EQ(info(), "0 2048 multipath 2 0 0 0 1 1 A 0 2 0 d0 F 1 d1 A 0 ") << "and d1 is not failed";
+  // With no size known (no probe), ENOSPC is a target error as before.
+  target().set_size_probe([](const BlockDevice&) -> std::optional<std::uint64_t> { return std::nullopt; });
+  EXPECT_EQ(fe->write(0, 8, data.data()), -ENOSPC);
+}
+
+TEST_F(MultipathTest, CheckerFailsAVanishedPathAndDoesNotReinstateItWhileGone) {
+  make("2 path_check_interval 1 0 1 1 round-robin 0 2 0 d0 d1");
+  Path& p0 = *target().all_paths().at(0);
+  Path& p1 = *target().all_paths().at(1);
+  target().checker_result(p1, -ENXIO, false);
+  EXPECT_FALSE(target().report().paths[1].active) << "ENXIO from the probe";
+  target().checker_result(p0, -ENODEV, false);
+  EXPECT_FALSE(target().report().paths[0].active) << "ENODEV from the probe";
+  target().checker_result(p0, 0, false);
+  target().checker_result(p1, 0, false);
+  ASSERT_EQ(target().report().valid_paths, 2U);
+  // The device is gone (size 0): a probe that somehow read fine does not
+  // keep or bring it back.
+  report_d0_gone(target());
+  target().checker_result(p0, 0, false);
+  EXPECT_FALSE(target().report().paths[0].active);
+  EXPECT_EQ(target().report().paths[0].checker, "faulty");
+  target().checker_result(p0, 0, false);
+  EXPECT_FALSE(target().report().paths[0].active) << "not reinstated while gone";
+  EXPECT_TRUE(target().report().paths[1].active);
 }
 
 TEST_F(MultipathTest, TargetErrorsGoBackToTheSubmitterAndDoNotFailThePath) {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "targets/multipath/multipath.hpp"
 
+#include <linux/fs.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -60,6 +62,40 @@ bool MultipathTarget::is_path_error(int err) {
     default:
       return true;  // anything else could be the path: retry elsewhere
   }
+}
+
+std::optional<std::uint64_t> MultipathTarget::device_bytes_now(const BlockDevice& dev) {
+  if (dev.fd() < 0) {
+    return std::nullopt;
+  }
+  if (dev.is_block_device()) {
+    std::uint64_t bytes = 0;
+    if (::ioctl(dev.fd(), BLKGETSIZE64, &bytes) == 0) {
+      return bytes;  // 0 once the disk was deleted (del_gendisk zeroes the capacity)
+    }
+    return errno == ENXIO || errno == ENODEV ? std::optional<std::uint64_t>(0) : std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(dev.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
+    return static_cast<std::uint64_t>(st.st_size);
+  }
+  return std::nullopt;
+}
+
+bool MultipathTarget::covers(const Path& p, std::uint64_t end_byte) const {
+  const std::optional<std::uint64_t> now = size_probe_(*p.dev);
+  return !now.has_value() || *now >= end_byte;  // unknown: assume it still does
+}
+
+bool MultipathTarget::is_path_failure(const Path& p, int err, std::uint64_t end_byte) const {
+  if (is_path_error(err)) {
+    return true;
+  }
+  // A path that went away (a deleted SCSI disk: its size drops to 0, and
+  // writes through an fd opened before return ENOSPC) says ENOSPC too. That
+  // is the path's fault, not the I/O's, when the device no longer reaches
+  // the end of the I/O. Asked on this error path only.
+  return err == -ENOSPC && !covers(p, end_byte);
 }
 
 // ---------------------------------------------------------------------------
@@ -251,7 +287,11 @@ bool MultipathTarget::must_push_back() const {
 
 Path* MultipathTarget::choose_path(unsigned queue, std::uint64_t bytes) {
   if (valid_paths_.load(std::memory_order_acquire) == 0) {
+    // As the kernel: no path clears QUEUE_IO and the current group (the
+    // group is otherwise kept until an I/O chooses another, see fail_path).
+    std::lock_guard lock(mutex_);
     queue_io_.store(false, std::memory_order_relaxed);
+    current_group_.store(-1, std::memory_order_release);
     return nullptr;
   }
   if (next_group_.load(std::memory_order_relaxed) >= 0) {
@@ -325,11 +365,12 @@ EndIoResult MultipathTarget::end_io(Clone& clone, int error) {
   const unsigned q = clone.queue_id();
   const PerIo& io = clone.per_io<PerIo>();
   Path& p = *paths_[io.path];
-  const bool path_error = is_path_error(error);
+  const bool path_error =
+      error != 0 && is_path_failure(p, error, ((clone.target_offset() + clone.nr_sectors()) << kSectorShift));
   if (path_error) {
     // Before the selector's end_io, as the kernel: the failed path is then
     // already out of the selector's view (historical-service-time's count).
-    fail_path(p, "I/O error");
+    fail_path(p, fmt::format("I/O error: {}", errno_string(error)).c_str());
   }
   groups_[p.group]->selector->queue(q).end_io(p.index_in_group, io.bytes, io.start_ns, now_ns());
   bump(p.inflight[q], -1);
@@ -357,9 +398,8 @@ bool MultipathTarget::fail_path(Path& p, const char* why) {
   Group& g = *groups_[p.group];
   g.valid.fetch_sub(1);
   const int left = valid_paths_.fetch_sub(1) - 1;
-  if (g.valid.load() == 0 && current_group_.load() == static_cast<int>(p.group)) {
-    current_group_.store(-1, std::memory_order_release);
-  }
+  // The current group stays current (INFO 'A') even with no valid path left:
+  // the next I/O finds it empty and chooses another, as in the kernel.
   spdlog::warn("{}: Failing path {} ({}, {} valid path{} left).", device_.device_name(), p.dev->display_name(),
                why, left, left == 1 ? "" : "s");
   if (left == 0) {
@@ -380,7 +420,6 @@ bool MultipathTarget::reinstate_path(Path& p, const char* why) {
   g.valid.fetch_add(1);
   const int now_valid = valid_paths_.fetch_add(1) + 1;
   if (now_valid == 1) {
-    current_group_.store(-1, std::memory_order_release);  // choose afresh
     end_recovery_locked();
   }
   const int cur = current_group_.load();
@@ -439,12 +478,20 @@ void MultipathTarget::checker_tick() {
   }
 }
 
-void MultipathTarget::checker_result(Path& p, bool ok, bool timed_out) {
+void MultipathTarget::checker_result(Path& p, int err, bool timed_out) {
+  // A read that worked proves little about a device that has shrunk below
+  // the map or been deleted: it must still cover every sector the map uses.
+  const bool gone = err == 0 && !covers(p, len() << kSectorShift);
+  const bool ok = err == 0 && !gone;
   p.checker.store(ok ? CheckerState::kUp : (timed_out ? CheckerState::kTimeout : CheckerState::kDown));
   if (ok) {
     reinstate_path(p, "checker: path is up");
+  } else if (timed_out) {
+    fail_path(p, "checker: no answer");
+  } else if (gone) {
+    fail_path(p, "checker: the device no longer covers the map (deleted?)");
   } else {
-    fail_path(p, timed_out ? "checker: no answer" : "checker: read failed");
+    fail_path(p, fmt::format("checker: read failed: {}", errno_string(err)).c_str());
   }
 }
 

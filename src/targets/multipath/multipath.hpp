@@ -11,8 +11,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,9 +106,12 @@ class MultipathTarget final : public Target {
   // --- used by the path checker (its own thread) ---
   unsigned check_interval_s() const { return check_interval_s_; }
   std::vector<Path*> all_paths() const;
-  // A probe of `p` finished: `ok` up, else down (`timed_out` when it never
-  // answered). Fails or reinstates the path as needed.
-  void checker_result(Path& p, bool ok, bool timed_out);
+  // A probe of `p` finished: `err` 0 when it read its whole block, else a
+  // negative errno (-ENXIO for a read that found no data: the device is gone
+  // or shrank; `timed_out` when it never answered). Fails or reinstates the
+  // path as needed: a path is up only if it read fine and its device still
+  // covers the map.
+  void checker_result(Path& p, int err, bool timed_out);
   // Periodic tick: the no_path_retry countdown, on the target's clock.
   void checker_tick();
 
@@ -114,6 +119,25 @@ class MultipathTarget final : public Target {
   // the I/O should be retried on another path (the kernel's !noretry_error,
   // in the errno form user-space I/O returns).
   static bool is_path_error(int err);
+
+  // The one rule for what a failed piece says about its path: true if the
+  // piece failed with `err` (negative errno) because of path `p` and is to
+  // be retried on another path, false if every path would fail it alike and
+  // the error goes to the submitter. `end_byte` is where the piece ends on
+  // the path. is_path_error(err) decides, except that ENOSPC from a path
+  // whose device no longer reaches `end_byte` (a deleted disk reads size 0)
+  // is the path's failure too; ENOSPC from a device of the right size (a
+  // full thin pool) stays a target error.
+  bool is_path_failure(const Path& p, int err, std::uint64_t end_byte) const;
+
+  // The size of a path's device now, in bytes, or nullopt if it cannot be
+  // told. Only asked on error paths and by the checker, never per I/O.
+  using SizeProbe = std::function<std::optional<std::uint64_t>(const BlockDevice&)>;
+  // The default probe: BLKGETSIZE64 on a block device's fd (0 once the
+  // device is gone), the size of a regular file, nullopt without an fd.
+  static std::optional<std::uint64_t> device_bytes_now(const BlockDevice& dev);
+  // Replace the probe (the tests' fake disks have no fd). Before any I/O.
+  void set_size_probe(SizeProbe probe) { size_probe_ = std::move(probe); }
 
  private:
   struct PerIo {
@@ -123,6 +147,8 @@ class MultipathTarget final : public Target {
   };
 
   void parse(std::span<const std::string> args);
+  // Does p's device (by size_probe_) still reach `end_byte`? True if unknown.
+  bool covers(const Path& p, std::uint64_t end_byte) const;
   Path* choose_path(unsigned queue, std::uint64_t bytes);
   bool must_push_back() const;
   // All of these take mutex_ themselves.
@@ -162,6 +188,7 @@ class MultipathTarget final : public Target {
   std::uint64_t recovery_deadline_ms_ = 0;
   bool queueing_expired_ = false;     // the countdown turned queueing off
   bool registered_ = false;           // with the path checker
+  SizeProbe size_probe_ = device_bytes_now;
 };
 
 std::unique_ptr<Target> create_multipath_target(TargetEnv& env, std::span<const std::string> args);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -18,6 +19,11 @@ namespace ubdm::mpath {
 namespace {
 
 constexpr unsigned kRingEntries = 64;
+// Completions can outnumber submission entries (every path of every map may
+// be in flight at once). The kernel keeps overflowing completions rather
+// than dropping them (IORING_FEAT_NODROP), but a large completion queue
+// makes that rare.
+constexpr unsigned kCompletionEntries = 4096;
 constexpr long kTickMs = 100;  // how often deadlines (no_path_retry, timeouts) are looked at
 
 struct FreeDeleter {
@@ -37,11 +43,11 @@ struct ProbeSlot {
   bool in_flight = false;
   bool reported_timeout = false;
   std::uint64_t deadline_ms = 0;
+  std::uint64_t next_due_ms = 0;  // 0: probe at once, so states are known quickly
 };
 
 struct Entry {
   MultipathTarget* target = nullptr;
-  std::uint64_t next_due_ms = 0;
   std::vector<std::shared_ptr<ProbeSlot>> slots;
 };
 
@@ -72,7 +78,10 @@ PathChecker& PathChecker::instance() {
 }
 
 PathChecker::PathChecker() : impl_(std::make_unique<Impl>()) {
-  const int rc = io_uring_queue_init(kRingEntries, &impl_->ring, 0);
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE;
+  params.cq_entries = kCompletionEntries;
+  const int rc = io_uring_queue_init_params(kRingEntries, &impl_->ring, &params);
   impl_->ring_ok = rc == 0;
   if (!impl_->ring_ok) {
     spdlog::error("path checker: cannot create its io_uring ({}); paths will not be checked", errno_string(rc));
@@ -94,7 +103,6 @@ PathChecker::~PathChecker() {
 void PathChecker::add(MultipathTarget& target) {
   Entry e;
   e.target = &target;
-  e.next_due_ms = 0;  // check at once, so states are known quickly
   for (Path* p : target.all_paths()) {
     auto slot = std::make_shared<ProbeSlot>();
     slot->target = &target;
@@ -146,35 +154,42 @@ void PathChecker::Impl::run() {
 }
 
 void PathChecker::Impl::probe_due(std::uint64_t now) {
-  bool submitted = false;
+  // Each path has its own due time, so a path that could not be sent this
+  // tick stays due and goes out on the next one: however many paths there
+  // are, every one is probed every interval (give or take a tick).
+  bool pending = false;  // SQEs prepared but not yet submitted
   for (Entry& e : entries) {
-    if (now < e.next_due_ms) {
-      continue;
-    }
-    e.next_due_ms = now + static_cast<std::uint64_t>(e.target->check_interval_s()) * 1000;
+    const std::uint64_t interval_ms = static_cast<std::uint64_t>(e.target->check_interval_s()) * 1000;
     for (auto& slot : e.slots) {
-      if (slot->in_flight || slot->dev->fd() < 0) {
-        // Still waiting for the last probe (see check_timeouts), or a device
-        // with nothing to read (the unit tests' RAM disks).
+      if (slot->in_flight || now < slot->next_due_ms || slot->dev->fd() < 0) {
+        // Still waiting for the last probe (see check_timeouts), not due
+        // yet, or a device with nothing to read (the unit tests' RAM disks).
         continue;
       }
       io_uring_sqe* sqe = io_uring_get_sqe(&ring);
       if (sqe == nullptr) {
-        break;  // next tick
+        // The submission queue is full: hand it to the kernel and go on.
+        (void)io_uring_submit(&ring);
+        pending = false;
+        sqe = io_uring_get_sqe(&ring);
+        if (sqe == nullptr) {
+          return;  // the kernel took none: the rest stay due for the next tick
+        }
       }
       io_uring_prep_read(sqe, slot->dev->fd(), slot->buf.get(), slot->len, 0);
       io_uring_sqe_set_data(sqe, slot.get());
       slot->in_flight = true;
       slot->reported_timeout = false;
       slot->deadline_ms = now + PathChecker::kProbeTimeoutMs;
+      slot->next_due_ms = now + interval_ms;
       if (slot->path->checker.load() == CheckerState::kUnchecked) {
         slot->path->checker.store(CheckerState::kPending);
       }
       in_flight.push_back(slot);
-      submitted = true;
+      pending = true;
     }
   }
-  if (submitted) {
+  if (pending) {
     (void)io_uring_submit(&ring);
   }
 }
@@ -193,8 +208,10 @@ void PathChecker::Impl::reap() {
     in_flight.erase(it);
     slot->in_flight = false;
     if (slot->target != nullptr) {
-      const bool ok = res == static_cast<int>(slot->len);
-      slot->target->checker_result(*slot->path, ok, false);
+      // A read that returns nothing is past the device's end: a device that
+      // was deleted (its size is 0) or shrank.
+      const int err = res == static_cast<int>(slot->len) ? 0 : res < 0 ? res : res == 0 ? -ENXIO : -EIO;
+      slot->target->checker_result(*slot->path, err, false);
     }
   }
 }
@@ -204,7 +221,7 @@ void PathChecker::Impl::check_timeouts(std::uint64_t now) {
     if (slot->target != nullptr && !slot->reported_timeout && now >= slot->deadline_ms) {
       // Still no answer: the path is down even if the read returns later.
       slot->reported_timeout = true;
-      slot->target->checker_result(*slot->path, false, true);
+      slot->target->checker_result(*slot->path, -ETIMEDOUT, true);
     }
   }
 }

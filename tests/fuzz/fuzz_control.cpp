@@ -40,11 +40,13 @@ using namespace ubdm;
 using json = nlohmann::json;
 
 constexpr std::size_t kMaxRequests = 32;
-// Queue slots (queues x depth) a create may ask for. The limits the daemon
-// accepts (64 x 4096) cost about 150 MB and a million allocations per
-// device: fine for a daemon, but a fuzzer would spend its time (and its
-// memory limit) allocating instead of exploring. Larger creates are skipped.
-constexpr std::uint64_t kMaxSlots = 4096;
+// Queue slots (queues x depth) a create may ask for. Each slot allocates
+// its clones up front: the limits the daemon accepts (64 x 4096) cost about
+// 150 MB per device, fine for a daemon, but a fuzzer would spend its time
+// (and its memory limit) allocating instead of exploring. Larger creates
+// are skipped, and the default depth is small for the same reason.
+constexpr std::uint64_t kMaxSlots = 256;
+constexpr unsigned kDefaultDepth = 8;
 
 std::string& config_dir() {
   static std::string dir;
@@ -70,11 +72,32 @@ bool too_big(const json& req, const daemon::DaemonConfig& cfg) {
   return queues && depth && *queues <= 1U << 20 && *depth <= 1U << 20 && *queues * *depth > kMaxSlots;
 }
 
+std::string dumped(const json& reply) { return reply.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Requests that hit the number-cast defects of issue 7 ("JSON fields with
+// floats, negative or huge numbers, or the wrong type are cast with
+// undefined behaviour"), found by this fuzzer and reported; skipped so that
+// it goes on finding others. The corpus keeps one input of each
+// (known_float_field, known_huge_timeout). Delete this function when
+// DeviceManager checks its numeric fields.
+// - A float where the daemon reads an integer: get<unsigned>() of 1e30 is
+//   a float-to-integer overflow (optional_arg in device_manager.cpp).
+// - suspend's timeout_ms near 2^63 ms overflows in std::chrono when
+//   MappedDevice::suspend waits (device.cpp, cv.wait_for).
+bool known_issue(const json& req) {
+  for (const auto& [key, value] : req.items()) {
+    if (value.is_number_float()) {
+      return true;
+    }
+  }
+  const auto t = req.find("timeout_ms");
+  return t != req.end() && t->is_number_unsigned() && t->get<std::uint64_t>() > (std::uint64_t{1} << 40);
+}
+
 void check_reply(const json& reply, const std::string& request) {
-  const std::string text = reply.dump(-1, ' ', false, json::error_handler_t::replace);
   if (!reply.is_object() || reply.value("v", json()) != control::kProtocolVersion || !reply.contains("ok") ||
       !reply["ok"].is_boolean()) {
-    fuzz::broken("reply is not {v: 1, ok: bool, ...}", request + "\n->\n" + text);
+    fuzz::broken("reply is not {v: 1, ok: bool, ...}", request + "\n->\n" + dumped(reply));
   }
   if (reply["ok"].get<bool>()) {
     return;
@@ -82,10 +105,10 @@ void check_reply(const json& reply, const std::string& request) {
   const json& err = reply.value("errno", json());
   const json& msg = reply.value("error", json());
   if (!err.is_number_integer() || err.get<int>() <= 0 || !msg.is_string() || msg.get<std::string>().empty()) {
-    fuzz::broken("error reply without a positive errno and a message", request + "\n->\n" + text);
+    fuzz::broken("error reply without a positive errno and a message", request + "\n->\n" + dumped(reply));
   }
   if (msg.get<std::string>().rfind("internal error", 0) == 0) {
-    fuzz::broken("a request got an internal error", request + "\n->\n" + text);
+    fuzz::broken("a request got an internal error", request + "\n->\n" + dumped(reply));
   }
 }
 
@@ -109,6 +132,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cfg.link_dir.clear();
   cfg.names_dir.clear();
   cfg.default_queues = 1;
+  cfg.default_depth = kDefaultDepth;
   daemon::DeviceManager manager(cfg, fuzz::storage(), nullptr);
 
   const control::ControlServer::PeerCredentials root{::getpid(), 0, 0, {}};
@@ -119,6 +143,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // this single-threaded session would ever give it one.
     if (op == "wait") {
       return json::object();
+    }
+    if (known_issue(req)) {
+      return control::error_reply(EINVAL, "fuzz: skipped (a known defect of issue 7)");
     }
     if (op == "create" && too_big(req, cfg)) {
       return control::error_reply(E2BIG, "fuzz: create skipped (too many queue slots)");
@@ -134,8 +161,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const json reply = control::ControlServer::handle_request(payload, root, handler);
     check_reply(reply, payload);
     if (fuzz::verbose()) {
-      std::fprintf(stderr, "%s\n-> %s\n", payload.c_str(),
-                   reply.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+      std::fprintf(stderr, "%s\n-> %s\n", payload.c_str(), dumped(reply).c_str());
     }
   }
   return 0;

@@ -8,6 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev   # the fuzzers: libFuzzer and clang's ASan/UBSan runtimes
+  libtsan2                   # the ThreadSanitizer build of the unit tests (gcc's runtime)
   util-linux   # losetup for the integration tests
   "$@"
 )

@@ -4,8 +4,11 @@
 #
 #   stage 1  release build: unit tests, allocation test, host integration tests
 #   stage 2  ASan+UBSan build: the same tests
-#   stage 3  microbenchmark (prints figures; asserts nothing about speed)
-#   stage 4  end-to-end tests against real ublk in the test VM (tools/vm:
+#   stage 3  ThreadSanitizer build: the unit tests only
+#   stage 4  fuzzers (clang, libFuzzer, ASan+UBSan): each for a bounded time
+#            over its seed corpus (docs/testing.md: running them long)
+#   stage 5  microbenchmark (prints figures; asserts nothing about speed)
+#   stage 6  end-to-end tests against real ublk in the test VM (tools/vm:
 #            fetches and caches a 6.12 kernel, boots it under QEMU)
 set -euo pipefail
 
@@ -32,6 +35,23 @@ cmake --build build/sanitize -j "$jobs"
 step "sanitizer tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
+
+step "ThreadSanitizer build (unit tests only)"
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUBDM_SANITIZE=thread >/dev/null
+cmake --build build/tsan -j "$jobs" -t ubdm_unit_tests
+
+step "ThreadSanitizer tests"
+# A report makes the test process exit non-zero (TSan's exitcode 66).
+TSAN_OPTIONS=second_deadlock_stack=1:history_size=4 \
+  ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L unit
+
+step "fuzz build (clang, libFuzzer, ASan + UBSan)"
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+  -DUBDM_FUZZ=ON >/dev/null
+cmake --build build/fuzz -j "$jobs" -t ubdm_fuzzers
+
+step "fuzzers (${UBDM_FUZZ_SECONDS:=30} s each)"
+tests/fuzz/run.sh "$UBDM_FUZZ_SECONDS"
 
 step "microbenchmark (figures only)"
 build/release/ubdm_microbench --benchmark_min_time=0.1

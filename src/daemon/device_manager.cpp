@@ -169,19 +169,44 @@ void DeviceManager::check_live(const Managed& d) {
   }
 }
 
-std::unique_lock<std::timed_mutex> DeviceManager::lock_for_change(Managed& d, const Cancelled& cancelled) const {
-  std::unique_lock lock(d.op_mutex, std::defer_lock);
-  // Another change of this device (a long suspend) may hold the lock; wait
-  // for it, but not for a client that has gone, nor past shutdown.
-  while (!lock.try_lock_for(100ms)) {
-    if (cancelled && cancelled()) {
-      fail(ECANCELED, "cancelled while waiting for another operation on the device");
-    }
-    if (shutting_down_) {
-      fail(ESHUTDOWN, "ubdmd is shutting down");
+bool DeviceManager::ChangeLock::lock_unless(const std::function<bool()>& give_up) {
+  std::unique_lock lock(mu_);
+  while (held_) {
+    cv_.wait_for(lock, 100ms);
+    if (held_ && give_up && give_up()) {
+      return false;
     }
   }
-  return lock;
+  held_ = true;
+  return true;
+}
+
+void DeviceManager::ChangeLock::lock() { lock_unless({}); }
+
+void DeviceManager::ChangeLock::unlock() {
+  {
+    std::lock_guard lock(mu_);
+    held_ = false;
+  }
+  cv_.notify_one();
+}
+
+std::unique_lock<DeviceManager::ChangeLock> DeviceManager::lock_for_change(Managed& d,
+                                                                         const Cancelled& cancelled) const {
+  // Another change of this device (a long suspend) may hold the lock; wait
+  // for it, but not for a client that has gone, nor past shutdown.
+  bool gone = false;
+  const bool taken = d.op_mutex.lock_unless([&] {
+    gone = cancelled && cancelled();
+    return gone || shutting_down_.load();
+  });
+  if (!taken) {
+    if (gone) {
+      fail(ECANCELED, "cancelled while waiting for another operation on the device");
+    }
+    fail(ESHUTDOWN, "ubdmd is shutting down");
+  }
+  return std::unique_lock(d.op_mutex, std::adopt_lock);
 }
 
 // ---------------------------------------------------------------------------
@@ -541,7 +566,7 @@ void DeviceManager::remove(const std::string& name, bool force, const Cancelled&
     // A suspend waiting on this device gives up, so that we get the lock.
     d->cancel_wait = true;
   }
-  std::unique_lock<std::timed_mutex> lock;
+  std::unique_lock<ChangeLock> lock;
   try {
     lock = lock_for_change(*d, cancelled);
   } catch (...) {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -102,10 +103,27 @@ class DeviceManager {
  private:
   enum class Phase : std::uint8_t { kCreating, kLive, kRemoving };
 
+  // One change at a time per device, where a waiter can give up. (A
+  // std::timed_mutex would do, but ThreadSanitizer does not see its timed
+  // lock and reports every unlock as wrong, hiding real races.)
+  class ChangeLock {
+   public:
+    // Waits until free or until `give_up` (polled every 100 ms) is true;
+    // returns whether the lock was taken.
+    bool lock_unless(const std::function<bool()>& give_up);
+    void lock();
+    void unlock();
+
+   private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool held_ = false;
+  };
+
   struct Managed {
     explicit Managed(std::string n) : name(std::move(n)) {}
     const std::string name;
-    std::timed_mutex op_mutex;
+    ChangeLock op_mutex;
     std::shared_mutex life_mutex;
     std::mutex message_mutex;
     // Written only by the creating thread before phase becomes kLive, and
@@ -169,7 +187,7 @@ class DeviceManager {
   ManagedPtr find(const std::string& name) const;
   std::vector<ManagedPtr> all_live() const;
   // Take d.op_mutex, giving up (ECANCELED) if the client goes away.
-  std::unique_lock<std::timed_mutex> lock_for_change(Managed& d, const Cancelled& cancelled) const;
+  std::unique_lock<ChangeLock> lock_for_change(Managed& d, const Cancelled& cancelled) const;
   // Fails with ENXIO unless `d` is still live (checked under one of its locks).
   static void check_live(const Managed& d);
 

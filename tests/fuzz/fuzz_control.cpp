@@ -74,26 +74,6 @@ bool too_big(const json& req, const daemon::DaemonConfig& cfg) {
 
 std::string dumped(const json& reply) { return reply.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// Requests that hit the number-cast defects of issue 7 ("JSON fields with
-// floats, negative or huge numbers, or the wrong type are cast with
-// undefined behaviour"), found by this fuzzer and reported; skipped so that
-// it goes on finding others. The corpus keeps one input of each
-// (known_float_field, known_huge_timeout). Delete this function when
-// DeviceManager checks its numeric fields.
-// - A float where the daemon reads an integer: get<unsigned>() of 1e30 is
-//   a float-to-integer overflow (optional_arg in device_manager.cpp).
-// - suspend's timeout_ms near 2^63 ms overflows in std::chrono when
-//   MappedDevice::suspend waits (device.cpp, cv.wait_for).
-bool known_issue(const json& req) {
-  for (const auto& [key, value] : req.items()) {
-    if (value.is_number_float()) {
-      return true;
-    }
-  }
-  const auto t = req.find("timeout_ms");
-  return t != req.end() && t->is_number_unsigned() && t->get<std::uint64_t>() > (std::uint64_t{1} << 40);
-}
-
 void check_reply(const json& reply, const std::string& request) {
   if (!reply.is_object() || reply.value("v", json()) != control::kProtocolVersion || !reply.contains("ok") ||
       !reply["ok"].is_boolean()) {
@@ -135,17 +115,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cfg.default_depth = kDefaultDepth;
   daemon::DeviceManager manager(cfg, fuzz::storage(), nullptr);
 
-  const control::ControlServer::PeerCredentials root{::getpid(), 0, 0, {}};
+  const control::ControlServer::Caller root{{::getpid(), 0, 0, {}}, -1};
   const control::ControlServer::Handler handler = [&](const json& req,
-                                                      const control::ControlServer::PeerCredentials&) -> json {
+                                                      const control::ControlServer::Caller&) -> json {
     const std::string& op = req.at("op").get_ref<const std::string&>();
     // `wait` blocks until the device has an event, by design; nothing in
     // this single-threaded session would ever give it one.
     if (op == "wait") {
       return json::object();
-    }
-    if (known_issue(req)) {
-      return control::error_reply(EINVAL, "fuzz: skipped (a known defect of issue 7)");
     }
     if (op == "create" && too_big(req, cfg)) {
       return control::error_reply(E2BIG, "fuzz: create skipped (too many queue slots)");

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/fd_limit.hpp"
 #include "ubdm/error.hpp"
 #include "ubdm/io.hpp"
 
@@ -27,11 +28,10 @@ namespace ubdm {
 namespace {
 
 // Device ids are io_uring fixed-file slots (UringBackend::Options::max_files),
-// so they must stay small and dense. One allocator for the whole process:
-// ids must be unique among all open devices whichever opener opened them,
-// since a queue's backend may see devices from several tables.
-constexpr std::uint32_t kMaxDeviceIds = 4096;
-
+// so they must stay small, dense and below fixed_file_slots(), the table size
+// of every ring. One allocator for the whole process: ids must be unique among
+// all open devices whichever opener opened them, since a queue's backend may
+// see devices from several tables.
 class IdAllocator {
  public:
   std::uint32_t take() {
@@ -41,8 +41,15 @@ class IdAllocator {
       free_.pop_back();
       return id;
     }
-    if (next_ >= kMaxDeviceIds) {
-      fail(EMFILE, "too many open devices (at most {})", kMaxDeviceIds);
+    const unsigned slots = fixed_file_slots();
+    if (next_ >= slots) {
+      if (slots >= kMaxFixedFiles) {
+        fail(EMFILE, "too many open devices: ubdm serves at most {} underlying devices at a time", slots);
+      }
+      fail(EMFILE,
+           "too many open devices: at most {}, one per io_uring fixed-file slot, as the open-file limit "
+           "allowed when ubdmd started; {}",
+           slots, nofile_limit_advice());
     }
     return next_++;
   }
@@ -252,6 +259,13 @@ class SystemDeviceOpener final : public DeviceOpener {
       const int err = errno;
       if (err == EINVAL) {
         fail(err, "cannot open {} with O_DIRECT: {} (the filesystem may not support direct I/O)", path,
+             errno_string(err));
+      }
+      if (err == EMFILE) {
+        fail(err, "cannot open {}: {} ({})", path, errno_string(err), nofile_limit_advice());
+      }
+      if (err == ENFILE) {
+        fail(err, "cannot open {}: {} (the system-wide limit, fs.file-max, is reached)", path,
              errno_string(err));
       }
       fail(err, "cannot open {}: {}", path, errno_string(err));

@@ -125,8 +125,9 @@ UringBackend::UringBackend(Options opts) : opts_(opts) {
     ret = io_uring_register_files_sparse(&ring_, opts_.max_files);
     if (ret < 0) {
       io_uring_queue_exit(&ring_);
-      fail(-ret, "cannot register a fixed-file table of {} slots with io_uring: {}", opts_.max_files,
-           errno_string(-ret));
+      // The kernel refuses a table larger than the soft RLIMIT_NOFILE.
+      fail(-ret, "cannot register a fixed-file table of {} slots with io_uring: {}{}", opts_.max_files,
+           errno_string(-ret), ret == -EMFILE ? " (" + nofile_limit_advice() + ")" : std::string());
     }
   }
 }

@@ -53,6 +53,11 @@ void set_phase(IoRequest& req, Phase p) {
   req.attempt = static_cast<std::uint8_t>(static_cast<unsigned>(p) << kPhaseShift);
 }
 
+// Most bytes one READ/WRITE SQE asks for: its length field is 32 bits, and
+// the kernel moves at most MAX_RW_COUNT (2 GiB - 4 KiB) per call anyway. The
+// rest of a longer request is continued like a short transfer.
+constexpr std::uint64_t kMaxRwChunk = 1ULL << 30;
+
 constexpr std::size_t kDeferredCapacity = 4096;
 constexpr unsigned kReapBatch = 64;
 
@@ -267,7 +272,8 @@ bool UringBackend::prep(IoRequest& req) {
   const Slot& slot = slots_[req.dev->id()];
   const int index = static_cast<int>(req.dev->id());
   const std::uint64_t offset = req.offset + req.done;
-  const std::uint32_t remaining = req.len - req.done;
+  const std::uint64_t remaining = req.len - req.done;
+  const auto rw_len = static_cast<unsigned>(std::min(remaining, kMaxRwChunk));
   bool fixed_file = true;
 
   switch (phase_of(req)) {
@@ -277,16 +283,16 @@ bool UringBackend::prep(IoRequest& req) {
       } else if (req.op == Op::kRead) {
         std::byte* buf = req.buf + req.done;
         if (req.buf_index >= 0) {
-          io_uring_prep_read_fixed(sqe, index, buf, remaining, offset, req.buf_index);
+          io_uring_prep_read_fixed(sqe, index, buf, rw_len, offset, req.buf_index);
         } else {
-          io_uring_prep_read(sqe, index, buf, remaining, offset);
+          io_uring_prep_read(sqe, index, buf, rw_len, offset);
         }
       } else {
         const std::byte* buf = req.buf + req.done;
         if (req.buf_index >= 0) {
-          io_uring_prep_write_fixed(sqe, index, buf, remaining, offset, req.buf_index);
+          io_uring_prep_write_fixed(sqe, index, buf, rw_len, offset, req.buf_index);
         } else {
-          io_uring_prep_write(sqe, index, buf, remaining, offset);
+          io_uring_prep_write(sqe, index, buf, rw_len, offset);
         }
         if ((req.flags & kReqFua) != 0) {
           // Write-through for this I/O only: REQ_FUA where the device has it,
@@ -315,7 +321,7 @@ bool UringBackend::prep(IoRequest& req) {
                               static_cast<off_t>(offset), static_cast<off_t>(remaining));
       break;
     case kPhaseZeroWrite: {
-      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(remaining, kZeroChunk));
+      const auto chunk = static_cast<unsigned>(std::min<std::uint64_t>(remaining, kZeroChunk));
       io_uring_prep_write(sqe, index, kZeroBuffer.data(), chunk, offset);
       break;
     }
@@ -383,10 +389,10 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
         finish(req, -EIO);
         return;
       }
-      const std::uint32_t remaining = req.len - req.done;
-      req.done += std::min(static_cast<std::uint32_t>(res), remaining);
+      const std::uint64_t remaining = req.len - req.done;
+      req.done += std::min(static_cast<std::uint64_t>(res), remaining);
       if (req.done >= req.len) {
-        finish(req, static_cast<int>(req.len));
+        finish(req, 0);
         return;
       }
       // Short transfer: continue with the rest. The retry budget is for
@@ -398,7 +404,7 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
     case kPhaseCmdFixed:
     case kPhaseCmdRaw: {
       if (res >= 0) {
-        finish(req, static_cast<int>(req.len));
+        finish(req, 0);
         return;
       }
       // -EOPNOTSUPP: no uring_cmd on this file or kernel, or no discard on
@@ -425,7 +431,7 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
       return;
     }
     case kPhasePunch:
-      finish(req, res < 0 ? res : static_cast<int>(req.len));
+      finish(req, res < 0 ? res : 0);
       return;
     case kPhaseZeroRange:
       if (res == -EOPNOTSUPP) {
@@ -437,7 +443,7 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
         resubmit();
         return;
       }
-      finish(req, res < 0 ? res : static_cast<int>(req.len));
+      finish(req, res < 0 ? res : 0);
       return;
   }
   finish(req, -EIO);  // unreachable: every phase is handled above

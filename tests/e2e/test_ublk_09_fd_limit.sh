@@ -17,21 +17,21 @@ limits=$(grep 'Max open files' "/proc/$pid/limits")
 log "$limits"
 expect_match "$limits" 'Max open files +1024 +1024 ' "ubdmd's open-file limits"
 
-# Four devices of four queues over slices of /dev/ram0 (64 MiB each): 16
-# rings in one process, each with its own fixed-file table.
+# Six devices of two queues (the VM has two CPUs) over slices of /dev/ram0
+# (32 MiB each): 12 rings in one process, each with its own fixed-file table.
 n=0
-while [ $n -lt 4 ]; do
-  expect_ok ubdmsetup create "fd$n" --queues 4 --table "0 131072 linear /dev/ram0 $((n * 131072))"
+while [ $n -lt 6 ]; do
+  expect_ok ubdmsetup create "fd$n" --queues 2 --table "0 65536 linear /dev/ram0 $((n * 65536))"
   on_exit ubdmsetup remove "fd$n"
   n=$((n + 1))
 done
 n=0
-while [ $n -lt 4 ]; do
+while [ $n -lt 6 ]; do
   blk=$(readlink "/dev/ubdm/fd$n")
   sum=$(write_random "$blk" 4 8)
-  expect_eq "$(read_md5 /dev/ram0 $((n * 64 + 4)) 8)" "$sum" "fd$n: data on ram0"
+  expect_eq "$(read_md5 /dev/ram0 $((n * 32 + 4)) 8)" "$sum" "fd$n: data on ram0"
   expect_eq "$(read_md5 "$blk" 4 8)" "$sum" "fd$n: data read back"
   n=$((n + 1))
 done
-fio_verify "$(readlink /dev/ubdm/fd3)" 16M
+fio_verify "$(readlink /dev/ubdm/fd5)" 16M
 log "ubdmd holds $(ls "/proc/$pid/fd" | wc -l) descriptors"

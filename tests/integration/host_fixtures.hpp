@@ -12,7 +12,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "ubdm/error.hpp"
 
@@ -92,6 +95,49 @@ class LoopDevice {
  private:
   std::string path_;
   std::string error_;
+};
+
+// One underlying device for a table: a file, or a loop device over a file.
+class Backing {
+ public:
+  Backing(bool loop, std::uint64_t bytes) : file_(bytes) {
+    path_ = file_.path();
+    if (loop) {
+      loop_ = std::make_unique<LoopDevice>(file_.path());
+      path_ = loop_->path();
+    }
+  }
+  // Empty if the loop device could not be set up.
+  const std::string& path() const { return path_; }
+  const std::string& file_path() const { return file_.path(); }
+  std::string error() const { return loop_ ? loop_->error() : std::string(); }
+
+  // What is on the device, through a separate O_DIRECT descriptor. Throws
+  // if it cannot be read whole.
+  std::vector<std::byte> read(std::uint64_t offset, std::size_t len) const {
+    void* p = std::aligned_alloc(4096, (len + 4095) / 4096 * 4096);
+    std::vector<std::byte> out(len);
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    ssize_t n = -1;
+    if (fd >= 0 && p != nullptr) {
+      n = ::pread(fd, p, len, static_cast<off_t>(offset));
+      std::memcpy(out.data(), p, len);
+    }
+    const int err = errno;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    std::free(p);
+    if (n != static_cast<ssize_t>(len)) {
+      throw std::runtime_error("pread " + path_ + " at " + std::to_string(offset) + ": " + errno_string(err));
+    }
+    return out;
+  }
+
+ private:
+  TempFile file_;
+  std::unique_ptr<LoopDevice> loop_;
+  std::string path_;
 };
 
 }  // namespace ubdm::test

@@ -116,6 +116,15 @@ struct IoRequest {
 // A completion reports the whole request: the backend continues short reads
 // and writes itself (and splits what one kernel call cannot take) and reports
 // 0 for the whole request done, or an error (IoCompletion::io_complete).
+//
+// A block device that went away is reported as -ENXIO, whatever the kernel
+// said: when an I/O fails with ENOSPC (writes past the end), transfers 0
+// bytes (reads past the end), or a DISCARD/WRITE_ZEROES is refused as out of
+// range, and the device's current size is below its size at open and no
+// longer covers the I/O, the device shrank under us (a deleted SCSI disk
+// drops to size 0). An I/O beyond the size at open keeps its own error. Multipath takes
+// -ENXIO for a path failure; other targets report it as it is. A regular
+// file that shrank is not "gone": a read past its end is -EIO.
 class IoBackend {
  public:
   virtual ~IoBackend() = default;

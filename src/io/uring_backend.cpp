@@ -70,6 +70,22 @@ bool range_is_valid(const IoRequest& req) {
          end <= (req.dev->size_sectors() << kSectorShift);
 }
 
+// True if the request is on a block device that shrank under us (a deleted
+// SCSI disk's size drops to 0) so that it no longer covers the request. A
+// request beyond the size the device had when it was opened is the caller's
+// mistake, not a vanished device. One ioctl, on the error path only.
+bool device_gone(const IoRequest& req) {
+  if (!req.dev->is_block_device()) {
+    return false;
+  }
+  std::uint64_t bytes = 0;
+  if (::ioctl(req.dev->fd(), BLKGETSIZE64, &bytes) < 0) {
+    return errno == ENXIO || errno == ENODEV;
+  }
+  const std::uint64_t opened = req.dev->size_sectors() << kSectorShift;
+  return bytes < opened && req.offset + req.len > bytes;
+}
+
 std::uint64_t tag_of(IoRequest& req) { return reinterpret_cast<std::uintptr_t>(&req) | kBackendTag; }
 
 // Ring setup flags, best first. DEFER_TASKRUN (6.1) runs completion work only
@@ -380,6 +396,12 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
       }
       [[fallthrough]];
     case kPhaseZeroWrite: {
+      // Past the end of a block device, writes fail with ENOSPC and reads
+      // transfer nothing: if the device shrank under us, it went away.
+      if ((res == -ENOSPC || res == 0) && device_gone(req)) {
+        finish(req, -ENXIO);
+        return;
+      }
       if (res < 0) {
         finish(req, res);
         return;
@@ -407,6 +429,12 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
         finish(req, 0);
         return;
       }
+      // A range beyond the device's current end is -EINVAL: check whether
+      // the device went away before taking it for an unknown command.
+      if ((res == -EINVAL || res == -ENOSPC) && device_gone(req)) {
+        finish(req, -ENXIO);
+        return;
+      }
       // -EOPNOTSUPP: no uring_cmd on this file or kernel, or no discard on
       // the device; -ENOTTY/-EINVAL: an unknown command. -EBADF on the fixed
       // file: a kernel that wants a plain fd for uring_cmd. Each step is
@@ -431,6 +459,9 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
       return;
     }
     case kPhasePunch:
+      if ((res == -EINVAL || res == -ENOSPC) && device_gone(req)) {
+        res = -ENXIO;
+      }
       finish(req, res < 0 ? res : 0);
       return;
     case kPhaseZeroRange:
@@ -442,6 +473,9 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
         set_phase(req, kPhaseZeroWrite);
         resubmit();
         return;
+      }
+      if ((res == -EINVAL || res == -ENOSPC) && device_gone(req)) {
+        res = -ENXIO;
       }
       finish(req, res < 0 ? res : 0);
       return;

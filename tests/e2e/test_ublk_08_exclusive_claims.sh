@@ -16,7 +16,8 @@ on_exit stop_ubdmd
 # --- ubdm refuses a disk the kernel's dm holds ---------------------------------
 kdm=$(dm_create claim-k "0 65536 linear /dev/ram0 0")
 on_exit dm_remove claim-k
-dmname=$(basename "$(readlink -f "$kdm")")
+dmname=$(basename "$(readlink -f "/sys/dev/block/$(majmin "$kdm")")")
+expect_match "$dmname" '^dm-[0-9]+$' "kernel name of the dm device"
 expect_fail_with "in use \(held by $dmname\)" \
   ubdmsetup create claim-u --table "0 65536 linear /dev/ram0 65536"
 expect_eq "$EXPECT_RC" 1 "ubdmsetup exit status"

@@ -110,25 +110,11 @@ TEST(FdLimitChild, RingAndDeviceAt1024) {
   BlockDevicePtr dev = opener->open(path);
   ASSERT_EQ(backend.attach(*dev), 0);
 
-  struct Waiter final : IoCompletion {
-    int res = INT_MIN;
-    void io_complete(int r) override { res = r; }
-  } w;
   void* buf = nullptr;
   ASSERT_EQ(::posix_memalign(&buf, 4096, 4096), 0);
   std::memset(buf, 0x5a, 4096);
-  IoRequest r;
-  r.op = Op::kWrite;
-  r.dev = dev.get();
-  r.offset = 8192;
-  r.buf = static_cast<std::byte*>(buf);
-  r.len = 4096;
-  r.completion = &w;
-  backend.submit(r);
-  while (backend.in_flight() > 0) {
-    ASSERT_GE(backend.poll(1000), 0);
-  }
-  EXPECT_EQ(w.res, 0) << errno_string(-w.res);
+  const int res = test::sync_io(backend, *dev, Op::kWrite, 8192, static_cast<std::byte*>(buf), 4096);
+  EXPECT_EQ(res, 0) << errno_string(-res);
   std::free(buf);
   backend.detach(*dev);
 }

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "ubdm/error.hpp"
+#include "ubdm/io.hpp"
 
 namespace ubdm::test {
 
@@ -96,6 +99,31 @@ class LoopDevice {
   std::string path_;
   std::string error_;
 };
+
+// One backend request, submitted and polled for until it completes (or
+// `timeout` passes). Returns its result; INT_MIN if it never completed.
+inline int sync_io(IoBackend& backend, const BlockDevice& dev, Op op, std::uint64_t offset, std::byte* buf,
+                   std::uint64_t len, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  struct Waiter final : IoCompletion {
+    int res = INT_MIN;
+    void io_complete(int r) override { res = r; }
+  } w;
+  IoRequest r;
+  r.op = op;
+  r.dev = &dev;
+  r.offset = offset;
+  r.buf = buf;
+  r.len = len;
+  r.completion = &w;
+  backend.submit(r);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (backend.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (backend.poll(100000) < 0) {
+      break;
+    }
+  }
+  return w.res;
+}
 
 // One underlying device for a table: a file, or a loop device over a file.
 class Backing {

@@ -80,26 +80,8 @@ class LargeDevice : public ::testing::TestWithParam<bool> {
     }                                                     \
   } while (0)
 
-// One backend request, waited for.
 int backend_io(UringBackend& backend, const BlockDevice& dev, Op op, std::uint64_t offset, std::uint64_t len) {
-  struct Waiter final : IoCompletion {
-    int res = INT_MIN;
-    void io_complete(int r) override { res = r; }
-  } w;
-  IoRequest r;
-  r.op = op;
-  r.dev = &dev;
-  r.offset = offset;
-  r.len = len;
-  r.completion = &w;
-  backend.submit(r);
-  const auto deadline = std::chrono::steady_clock::now() + 120s;
-  while (backend.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
-    if (backend.poll(100000) < 0) {
-      break;
-    }
-  }
-  return w.res;
+  return test::sync_io(backend, dev, op, offset, nullptr, len);
 }
 
 TEST_P(LargeDevice, BackendDiscardsAndZeroesPiecesOf2GiBAndMore) {

@@ -51,24 +51,8 @@ class VanishedDevice : public ::testing::Test {
   }
 
   int io(Op op, std::uint64_t offset, std::uint64_t len) {
-    struct Waiter final : IoCompletion {
-      int res = INT_MIN;
-      void io_complete(int r) override { res = r; }
-    } w;
-    IoRequest r;
-    r.op = op;
-    r.dev = dev_.get();
-    r.offset = offset;
-    r.buf = op_has_data(op) ? static_cast<std::byte*>(buf_) : nullptr;
-    r.len = len;
-    r.completion = &w;
-    backend_.submit(r);
-    while (backend_.in_flight() > 0) {
-      if (backend_.poll(100000) < 0) {
-        break;
-      }
-    }
-    return w.res;
+    return test::sync_io(backend_, *dev_, op, offset, op_has_data(op) ? static_cast<std::byte*>(buf_) : nullptr,
+                         len);
   }
 
   // The device's size drops to `bytes` under our open descriptor.
@@ -113,24 +97,7 @@ TEST(VanishedDeviceFile, ReadPastTheEndOfATruncatedFileStaysEio) {
   ASSERT_EQ(::truncate(f.path().c_str(), 0), 0);
   void* buf = nullptr;
   ASSERT_EQ(::posix_memalign(&buf, 4096, 4096), 0);
-  struct Waiter final : IoCompletion {
-    int res = INT_MIN;
-    void io_complete(int r) override { res = r; }
-  } w;
-  IoRequest r;
-  r.op = Op::kRead;
-  r.dev = dev.get();
-  r.offset = 1 << 20;
-  r.buf = static_cast<std::byte*>(buf);
-  r.len = 4096;
-  r.completion = &w;
-  backend.submit(r);
-  while (backend.in_flight() > 0) {
-    if (backend.poll(100000) < 0) {
-      break;
-    }
-  }
-  EXPECT_EQ(w.res, -EIO);
+  EXPECT_EQ(test::sync_io(backend, *dev, Op::kRead, 1 << 20, static_cast<std::byte*>(buf), 4096), -EIO);
   std::free(buf);
   backend.detach(*dev);
 }

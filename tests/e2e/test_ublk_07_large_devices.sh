@@ -65,4 +65,4 @@ check_device big-linear "0 $SECTORS linear $P1 0"
 # Both stripes on the one LUN (halves of it); a 2 GiB chunk is one piece of
 # exactly 2^31 bytes.
 check_device big-striped "0 $SECTORS striped 2 4194304 $P1 0 $P1 $((SECTORS / 2))"
-check_device big-mpath "$(mp_table "" "round-robin 0")"
+check_device big-mpath "$(mp_table "" "round-robin")"

@@ -83,7 +83,10 @@ std::unique_ptr<DeviceOpener> make_system_device_opener();
 // CQE's user_data, so the ring needs no lookup table (Seastar's kernel_completion).
 class IoCompletion {
  public:
-  // `res` is the CQE result: >= 0 on success, negative errno on failure.
+  // `res` is 0 when the whole request was carried out (every byte of a READ
+  // or WRITE, the whole range of a DISCARD or WRITE_ZEROES), or a negative
+  // errno. Never a byte count: lengths are 64-bit, and a count of 2 GiB or
+  // more does not fit an int.
   virtual void io_complete(int res) = 0;
 
  protected:
@@ -98,12 +101,12 @@ struct IoRequest {
   const BlockDevice* dev = nullptr;
   std::uint64_t offset = 0;       // bytes on dev
   std::byte* buf = nullptr;       // READ/WRITE data
-  std::uint32_t len = 0;          // bytes (0 for FLUSH)
+  std::uint64_t len = 0;          // bytes (0 for FLUSH); DISCARD/WRITE_ZEROES may exceed 4 GiB
   int buf_index = -1;             // registered buffer containing buf, or -1
   IoCompletion* completion = nullptr;
 
   // Backend-private progress, for continuing short transfers and fallbacks.
-  std::uint32_t done = 0;
+  std::uint64_t done = 0;
   std::uint8_t attempt = 0;
 };
 
@@ -111,7 +114,17 @@ struct IoRequest {
 // (the queue thread). submit() never completes synchronously: completions are
 // delivered from poll(), so callers may submit while iterating their lists.
 // A completion reports the whole request: the backend continues short reads
-// and writes itself and reports the full length or an error.
+// and writes itself (and splits what one kernel call cannot take) and reports
+// 0 for the whole request done, or an error (IoCompletion::io_complete).
+//
+// A block device that went away is reported as -ENXIO, whatever the kernel
+// said: when an I/O fails with ENOSPC (writes past the end), transfers 0
+// bytes (reads past the end), or a DISCARD/WRITE_ZEROES is refused as out of
+// range, and the device's current size is below its size at open and no
+// longer covers the I/O, the device shrank under us (a deleted SCSI disk
+// drops to size 0). An I/O beyond the size at open keeps its own error. Multipath takes
+// -ENXIO for a path failure; other targets report it as it is. A regular
+// file that shrank is not "gone": a read past its end is -EIO.
 class IoBackend {
  public:
   virtual ~IoBackend() = default;

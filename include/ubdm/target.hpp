@@ -69,7 +69,8 @@ class Clone final : public IoCompletion {
   // Device sector of this piece and its length. For FLUSH both are 0.
   sector_t sector() const { return sector_; }
   std::uint32_t nr_sectors() const { return nr_sectors_; }
-  std::uint32_t bytes() const { return nr_sectors_ << kSectorShift; }
+  // 64-bit: a DISCARD or WRITE_ZEROES piece may be 4 GiB or more.
+  std::uint64_t bytes() const { return std::uint64_t{nr_sectors_} << kSectorShift; }
   // Sector offset of this piece inside the target.
   sector_t target_offset() const;
   // For FLUSH: which of the target's num_flush_clones() this is.

@@ -34,8 +34,10 @@ namespace {
 // when nothing else will restart the queue; a map REQUEUE and a busy target
 // use the same pause so that they do not spin.
 constexpr unsigned kResourceRetryMs = 3;
-// Upper bound on one clone's piece, so sector counts fit a u32.
-constexpr std::uint64_t kMaxPieceSectors = (1U << 31) >> kSectorShift;
+// Upper bound on one clone's piece, so its sector count fits Clone's u32 (a
+// request's own count is a u32, so this only documents the bound). Byte
+// lengths are 64-bit from here on: a piece may be 4 GiB or more.
+constexpr std::uint64_t kMaxPieceSectors = UINT32_MAX;
 // How often one run() may loop between finishing and dispatching before it
 // yields back to the event loop (bounds the time spent in one round).
 constexpr int kMaxRoundsPerRun = 8;
@@ -479,8 +481,8 @@ bool DispatchQueue::map_one(Clone& c) {
 
 void DispatchQueue::clone_io_done(Clone& c, int res) {
   assert(c.state_ == Clone::State::kInFlight);
-  // The backend reports the whole transfer or an error; a short transfer
-  // never reaches here as success.
+  // The backend reports 0 for the whole transfer or an error; a short
+  // transfer never reaches here as success.
   c.end_error_ = res < 0 ? res : 0;
   c.state_ = Clone::State::kEnded;
   ended_.push_back(c);

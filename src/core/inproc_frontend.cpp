@@ -52,7 +52,9 @@ std::vector<iovec> InprocFrontend::buffer_iovecs() const {
 
 int InprocFrontend::submit(Op op, sector_t sector, std::uint32_t nr_sectors, std::uint32_t flags,
                            const void* data) {
-  if (static_cast<std::uint64_t>(nr_sectors) << kSectorShift > max_io_bytes_) {
+  // Only data needs a tag buffer; DISCARD and WRITE_ZEROES may be as long as
+  // a request can say (as ublk's max_discard_sectors allows).
+  if (op_has_data(op) && static_cast<std::uint64_t>(nr_sectors) << kSectorShift > max_io_bytes_) {
     return -EINVAL;
   }
   for (std::size_t t = 0; t < slots_.size(); ++t) {

@@ -9,8 +9,8 @@
 namespace ubdm {
 
 FakeDisk::FakeDisk(FakeStorage& /*storage*/, std::uint32_t id, std::string name, sector_t sectors,
-                   std::uint32_t logical_bs)
-    : data_(sectors << kSectorShift) {
+                   std::uint32_t logical_bs, bool backed)
+    : data_(backed ? sectors << kSectorShift : 0), backed_(backed) {
   id_ = id;
   path_ = std::move(name);
   size_sectors_ = sectors;
@@ -25,6 +25,13 @@ FakeStorage::~FakeStorage() = default;
 
 FakeDisk& FakeStorage::add_disk(const std::string& name, sector_t sectors, std::uint32_t logical_bs) {
   auto disk = std::make_shared<FakeDisk>(*this, next_id_++, name, sectors, logical_bs);
+  FakeDisk& ref = *disk;
+  disks_[name] = std::move(disk);
+  return ref;
+}
+
+FakeDisk& FakeStorage::add_unbacked_disk(const std::string& name, sector_t sectors) {
+  auto disk = std::make_shared<FakeDisk>(*this, next_id_++, name, sectors, 512, false);
   FakeDisk& ref = *disk;
   disks_[name] = std::move(disk);
   return ref;
@@ -103,7 +110,20 @@ int FakeBackend::perform(IoRequest& req, int forced, bool use_forced) {
       }
     }
   }
-  if (res == 0) {
+  if (res == 0 && !disk.backed()) {
+    const std::uint64_t end = req.offset + req.len;
+    if (end > (disk.size_sectors() << kSectorShift)) {
+      res = -EINVAL;
+    } else if (op_has_data(req.op)) {
+      res = -EIO;
+    } else {
+      cnt.discards += req.op == Op::kDiscard ? 1 : 0;
+      cnt.write_zeroes += req.op == Op::kWriteZeroes ? 1 : 0;
+      cnt.flushes += req.op == Op::kFlush ? 1 : 0;
+      (req.op == Op::kDiscard ? cnt.bytes_discarded : cnt.bytes_zeroed) += req.op == Op::kFlush ? 0 : req.len;
+      res = 0;
+    }
+  } else if (res == 0) {
     const std::uint64_t end = req.offset + req.len;
     if (end > disk.data().size()) {
       res = -EINVAL;
@@ -129,13 +149,14 @@ int FakeBackend::perform(IoRequest& req, int forced, bool use_forced) {
         case Op::kDiscard:
           std::memset(at, 0, req.len);
           ++cnt.discards;
+          cnt.bytes_discarded += req.len;
           break;
         case Op::kWriteZeroes:
           std::memset(at, 0, req.len);
           ++cnt.write_zeroes;
+          cnt.bytes_zeroed += req.len;
           break;
       }
-      res = static_cast<int>(req.len);
     }
   }
   if (res < 0) {

@@ -26,16 +26,20 @@ inline constexpr unsigned op_bit(Op op) { return 1U << static_cast<unsigned>(op)
 struct FakeDiskCounters {
   std::uint64_t reads = 0, writes = 0, fua_writes = 0, flushes = 0, discards = 0, write_zeroes = 0;
   std::uint64_t failed = 0;
-  std::uint64_t bytes_read = 0, bytes_written = 0;
+  std::uint64_t bytes_read = 0, bytes_written = 0, bytes_discarded = 0, bytes_zeroed = 0;
 };
 
 class FakeStorage;
 
-// A RAM disk. Data survives for the life of the FakeStorage.
+// A RAM disk. Data survives for the life of the FakeStorage. An unbacked disk
+// has a size but no memory, for devices larger than a test can hold: its
+// DISCARD, WRITE_ZEROES and FLUSH are checked against the size and counted,
+// its READ and WRITE fail with -EIO.
 class FakeDisk final : public BlockDevice {
  public:
   FakeDisk(FakeStorage& storage, std::uint32_t id, std::string name, sector_t sectors,
-           std::uint32_t logical_bs);
+           std::uint32_t logical_bs, bool backed = true);
+  bool backed() const { return backed_; }
   ~FakeDisk() override;
 
   std::vector<std::byte>& data() { return data_; }
@@ -49,6 +53,7 @@ class FakeDisk final : public BlockDevice {
  private:
   std::vector<std::byte> data_;
   FakeDiskCounters counters_;
+  bool backed_ = true;
 };
 
 // The set of fake disks; opens them by name for table constructors.
@@ -58,6 +63,8 @@ class FakeStorage final : public DeviceOpener {
   ~FakeStorage() override;
 
   FakeDisk& add_disk(const std::string& name, sector_t sectors, std::uint32_t logical_bs = 512);
+  // A disk of any size without memory (see FakeDisk).
+  FakeDisk& add_unbacked_disk(const std::string& name, sector_t sectors);
   FakeDisk& disk(const std::string& name);
 
   // DeviceOpener: names added with add_disk(); anything else is ENOENT.
@@ -80,7 +87,7 @@ struct FakeIoRecord {
   std::uint32_t flags;
   std::uint32_t dev_id;
   std::uint64_t offset;
-  std::uint32_t len;
+  std::uint64_t len;
   int result;
 };
 

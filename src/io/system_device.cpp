@@ -8,18 +8,25 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "io/fd_limit.hpp"
 #include "ubdm/error.hpp"
 #include "ubdm/io.hpp"
 
@@ -27,11 +34,10 @@ namespace ubdm {
 namespace {
 
 // Device ids are io_uring fixed-file slots (UringBackend::Options::max_files),
-// so they must stay small and dense. One allocator for the whole process:
-// ids must be unique among all open devices whichever opener opened them,
-// since a queue's backend may see devices from several tables.
-constexpr std::uint32_t kMaxDeviceIds = 4096;
-
+// so they must stay small, dense and below fixed_file_slots(), the table size
+// of every ring. One allocator for the whole process: ids must be unique among
+// all open devices whichever opener opened them, since a queue's backend may
+// see devices from several tables.
 class IdAllocator {
  public:
   std::uint32_t take() {
@@ -41,8 +47,15 @@ class IdAllocator {
       free_.pop_back();
       return id;
     }
-    if (next_ >= kMaxDeviceIds) {
-      fail(EMFILE, "too many open devices (at most {})", kMaxDeviceIds);
+    const unsigned slots = fixed_file_slots();
+    if (next_ >= slots) {
+      if (slots >= kMaxFixedFiles) {
+        fail(EMFILE, "too many open devices: ubdm serves at most {} underlying devices at a time", slots);
+      }
+      fail(EMFILE,
+           "too many open devices: at most {}, one per io_uring fixed-file slot, as the open-file limit "
+           "allowed when ubdmd started; {}",
+           slots, nofile_limit_advice());
     }
     return next_++;
   }
@@ -77,6 +90,12 @@ class Fd {
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
   int release() { return std::exchange(fd_, -1); }
+  void reset(int fd) {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = fd;
+  }
 
  private:
   int fd_;
@@ -167,12 +186,7 @@ class SystemDevice final : public BlockDevice {
     }
   }
 
-  ~SystemDevice() override {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    device_ids().give_back(id_);
-  }
+  ~SystemDevice() override;
 
   SystemDevice(const SystemDevice&) = delete;
   SystemDevice& operator=(const SystemDevice&) = delete;
@@ -232,6 +246,154 @@ DeviceKey key_of(const struct stat& st) {
   return DeviceKey{false, static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
 }
 
+// How long after this process let go of a block device an EBUSY on
+// reopening it is taken for our own claim still going away: io_uring drops
+// the file references of a ring that is torn down (or of a slot just
+// emptied) from a kernel worker, a little after we closed our descriptor.
+constexpr auto kReleaseGrace = std::chrono::seconds(2);
+constexpr auto kReleaseRetry = std::chrono::milliseconds(10);
+
+// Every device open in the process, by identity: one BlockDevice (and so
+// one exclusive claim) per device, whichever opener or table asks. Never
+// destroyed, like the id allocator.
+class Registry {
+ public:
+  BlockDevicePtr find(const DeviceKey& key) {
+    std::lock_guard lock(mutex_);
+    for (auto it = open_.begin(); it != open_.end();) {
+      it = it->second.expired() ? open_.erase(it) : std::next(it);
+    }
+    if (auto it = open_.find(key); it != open_.end()) {
+      return it->second.lock();
+    }
+    return nullptr;
+  }
+
+  // Adds `dev`, or returns the device someone else added for the key meanwhile.
+  BlockDevicePtr add(const DeviceKey& key, const std::shared_ptr<const BlockDevice>& dev) {
+    std::lock_guard lock(mutex_);
+    std::weak_ptr<const BlockDevice>& slot = open_[key];
+    if (BlockDevicePtr existing = slot.lock()) {
+      return existing;
+    }
+    slot = dev;
+    return dev;
+  }
+
+  void released(const DeviceKey& key) {
+    std::lock_guard lock(mutex_);
+    released_[key] = std::chrono::steady_clock::now();
+  }
+
+  // When this process last let go of the device, if it ever did.
+  std::optional<std::chrono::steady_clock::time_point> released_at(const DeviceKey& key) {
+    std::lock_guard lock(mutex_);
+    auto it = released_.find(key);
+    if (it == released_.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<DeviceKey, std::weak_ptr<const BlockDevice>> open_;
+  std::map<DeviceKey, std::chrono::steady_clock::time_point> released_;
+};
+
+Registry& registry() {
+  static auto* r = new Registry;
+  return *r;
+}
+
+SystemDevice::~SystemDevice() {
+  if (fd_ >= 0) {
+    ::close(fd_);  // for a block device, this ends the exclusive claim
+    if (is_block_device()) {
+      registry().released(DeviceKey{true, static_cast<std::uint64_t>(rdev_), 0});
+    }
+  }
+  device_ids().give_back(id_);
+}
+
+std::string sysfs_dir(dev_t rdev) { return fmt::format("/sys/dev/block/{}:{}", major(rdev), minor(rdev)); }
+
+// Entries of a sysfs directory (names only); empty if it cannot be read.
+std::vector<std::string> dir_entries(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Who keeps a busy block device, as far as the system tells: the holders in
+// sysfs (dm, md, bcache, ...) and mounts, of the device and of its
+// partitions. Empty if nothing is known (e.g. a program holding it O_EXCL).
+std::string busy_reason(dev_t rdev) {
+  const std::string base = sysfs_dir(rdev);
+  struct Part {
+    std::string name;  // empty for the device itself
+    std::string number;
+  };
+  std::vector<Part> parts{{"", fmt::format("{}:{}", major(rdev), minor(rdev))}};
+  for (const std::string& child : dir_entries(base)) {
+    if (std::filesystem::exists(base + "/" + child + "/partition")) {
+      parts.push_back({child, read_line(base + "/" + child + "/dev")});
+    }
+  }
+  std::vector<std::string> words;
+  for (const Part& p : parts) {
+    const std::string dir = p.name.empty() ? base : base + "/" + p.name;
+    for (const std::string& holder : dir_entries(dir + "/holders")) {
+      words.push_back(p.name.empty() ? "held by " + holder : fmt::format("held by {} (through {})", holder, p.name));
+    }
+  }
+  // mountinfo: "<id> <parent> <major:minor> <root> <mount point> ...".
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream in(line);
+    std::string id, parent, number, root, point;
+    in >> id >> parent >> number >> root >> point;
+    for (const Part& p : parts) {
+      if (number == p.number) {
+        words.push_back(p.name.empty() ? "mounted on " + point : fmt::format("{} mounted on {}", p.name, point));
+      }
+    }
+  }
+  std::string out;
+  for (const std::string& w : words) {
+    out += (out.empty() ? "" : "; ") + w;
+  }
+  return out;
+}
+
+[[noreturn]] void fail_open(const std::string& path, int err, const struct stat& st) {
+  switch (err) {
+    case EINVAL:
+      fail(err, "cannot open {} with O_DIRECT: {} (the filesystem may not support direct I/O)", path,
+           errno_string(err));
+    case EMFILE:
+      fail(err, "cannot open {}: {} ({})", path, errno_string(err), nofile_limit_advice());
+    case ENFILE:
+      fail(err, "cannot open {}: {} (the system-wide limit, fs.file-max, is reached)", path, errno_string(err));
+    case EBUSY:
+      if (S_ISBLK(st.st_mode)) {
+        const std::string why = busy_reason(st.st_rdev);
+        fail(err, "{} is in use ({}): ubdm claims the devices it maps exclusively", path,
+             why.empty() ? "opened exclusively by another program: a mount, swap, a device-mapper or md "
+                           "device, or another ubdmd"
+                         : why);
+      }
+      break;
+    default:
+      break;
+  }
+  fail(err, "cannot open {}: {}", path, errno_string(err));
+}
+
 class SystemDeviceOpener final : public DeviceOpener {
  public:
   BlockDevicePtr open(std::string_view spec) override {
@@ -242,23 +404,14 @@ class SystemDeviceOpener final : public DeviceOpener {
     dev_t want_rdev = 0;
     const bool by_number = resolve_dev_number(spec, path, want_rdev);
 
+    // Identify the device before opening it: a block device is opened with
+    // O_EXCL, which a second open in this process would fail with EBUSY, so
+    // a device already open is found here and shared (as dm shares table
+    // devices), never opened twice.
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
-      fail(ENOTBLK, "{} is not a block device or regular file", path);
-    }
-
-    Fd fd(::open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
-    if (fd.get() < 0) {
+    if (::stat(path.c_str(), &st) != 0) {
       const int err = errno;
-      if (err == EINVAL) {
-        fail(err, "cannot open {} with O_DIRECT: {} (the filesystem may not support direct I/O)", path,
-             errno_string(err));
-      }
       fail(err, "cannot open {}: {}", path, errno_string(err));
-    }
-    if (::fstat(fd.get(), &st) < 0) {
-      const int err = errno;
-      fail(err, "cannot stat {}: {}", path, errno_string(err));
     }
     if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
       fail(ENOTBLK, "{} is not a block device or regular file", path);
@@ -266,41 +419,53 @@ class SystemDeviceOpener final : public DeviceOpener {
     if (by_number && st.st_rdev != want_rdev) {
       fail(ENODEV, "{} is no longer device {}", path, spec);
     }
-
-    // One BlockDevice per underlying device, shared by every table naming
-    // it (as dm shares table devices): the extra fd just opened is dropped.
     const DeviceKey key = key_of(st);
-    std::lock_guard lock(mutex_);
-    prune();
-    if (auto it = open_.find(key); it != open_.end()) {
-      if (BlockDevicePtr existing = it->second.lock()) {
+    Registry& reg = registry();
+    if (BlockDevicePtr existing = reg.find(key)) {
+      return existing;
+    }
+
+    // Block devices are claimed exclusively for as long as any table uses
+    // them, so that nothing else (a mount, dm, another ubdmd) writes to them
+    // behind our back. Regular files have no such claim.
+    const int flags = O_RDWR | O_DIRECT | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0);
+    Fd fd(::open(path.c_str(), flags));
+    while (fd.get() < 0 && errno == EBUSY && S_ISBLK(st.st_mode)) {
+      // Another thread of ours may have just claimed it (then share that), or
+      // our own claim may still be on its way out (then wait for it).
+      if (BlockDevicePtr existing = reg.find(key)) {
         return existing;
       }
+      // A holder or a mount is someone else for sure: no waiting then.
+      const auto released = reg.released_at(key);
+      if (!released || std::chrono::steady_clock::now() - *released > kReleaseGrace ||
+          !busy_reason(st.st_rdev).empty()) {
+        errno = EBUSY;
+        break;
+      }
+      std::this_thread::sleep_for(kReleaseRetry);
+      fd.reset(::open(path.c_str(), flags));
     }
+    if (fd.get() < 0) {
+      fail_open(path, errno, st);
+    }
+    struct stat opened {};
+    if (::fstat(fd.get(), &opened) < 0) {
+      const int err = errno;
+      fail(err, "cannot stat {}: {}", path, errno_string(err));
+    }
+    if (key_of(opened) != key) {
+      fail(ENODEV, "{} changed while it was being opened", path);
+    }
+
     // Once constructed, the device owns the fd and its id (which it takes
     // itself), and its destructor returns both, also if probing fails.
-    auto* raw = new SystemDevice(std::move(path), fd.get(), st);
+    auto* raw = new SystemDevice(std::move(path), fd.get(), opened);
     fd.release();
     std::shared_ptr<SystemDevice> dev(raw);
-    dev->probe(st);
-    open_[key] = dev;
-    return dev;
+    dev->probe(opened);
+    return reg.add(key, dev);
   }
-
- private:
-  // Forget devices every table has let go of.
-  void prune() {
-    for (auto it = open_.begin(); it != open_.end();) {
-      if (it->second.expired()) {
-        it = open_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-
-  std::mutex mutex_;
-  std::map<DeviceKey, std::weak_ptr<const SystemDevice>> open_;
 };
 
 }  // namespace

@@ -53,6 +53,11 @@ void set_phase(IoRequest& req, Phase p) {
   req.attempt = static_cast<std::uint8_t>(static_cast<unsigned>(p) << kPhaseShift);
 }
 
+// Most bytes one READ/WRITE SQE asks for: its length field is 32 bits, and
+// the kernel moves at most MAX_RW_COUNT (2 GiB - 4 KiB) per call anyway. The
+// rest of a longer request is continued like a short transfer.
+constexpr std::uint64_t kMaxRwChunk = 1ULL << 30;
+
 constexpr std::size_t kDeferredCapacity = 4096;
 constexpr unsigned kReapBatch = 64;
 
@@ -63,6 +68,22 @@ bool range_is_valid(const IoRequest& req) {
   const std::uint64_t end = req.offset + req.len;
   return lbs != 0 && (req.offset % lbs) == 0 && (req.len % lbs) == 0 &&
          end <= (req.dev->size_sectors() << kSectorShift);
+}
+
+// True if the request is on a block device that shrank under us (a deleted
+// SCSI disk's size drops to 0) so that it no longer covers the request. A
+// request beyond the size the device had when it was opened is the caller's
+// mistake, not a vanished device. One ioctl, on the error path only.
+bool device_gone(const IoRequest& req) {
+  if (!req.dev->is_block_device()) {
+    return false;
+  }
+  std::uint64_t bytes = 0;
+  if (::ioctl(req.dev->fd(), BLKGETSIZE64, &bytes) < 0) {
+    return errno == ENXIO || errno == ENODEV;
+  }
+  const std::uint64_t opened = req.dev->size_sectors() << kSectorShift;
+  return bytes < opened && req.offset + req.len > bytes;
 }
 
 std::uint64_t tag_of(IoRequest& req) { return reinterpret_cast<std::uintptr_t>(&req) | kBackendTag; }
@@ -125,8 +146,9 @@ UringBackend::UringBackend(Options opts) : opts_(opts) {
     ret = io_uring_register_files_sparse(&ring_, opts_.max_files);
     if (ret < 0) {
       io_uring_queue_exit(&ring_);
-      fail(-ret, "cannot register a fixed-file table of {} slots with io_uring: {}", opts_.max_files,
-           errno_string(-ret));
+      // The kernel refuses a table larger than the soft RLIMIT_NOFILE.
+      fail(-ret, "cannot register a fixed-file table of {} slots with io_uring: {}{}", opts_.max_files,
+           errno_string(-ret), ret == -EMFILE ? " (" + nofile_limit_advice() + ")" : std::string());
     }
   }
 }
@@ -266,7 +288,8 @@ bool UringBackend::prep(IoRequest& req) {
   const Slot& slot = slots_[req.dev->id()];
   const int index = static_cast<int>(req.dev->id());
   const std::uint64_t offset = req.offset + req.done;
-  const std::uint32_t remaining = req.len - req.done;
+  const std::uint64_t remaining = req.len - req.done;
+  const auto rw_len = static_cast<unsigned>(std::min(remaining, kMaxRwChunk));
   bool fixed_file = true;
 
   switch (phase_of(req)) {
@@ -276,16 +299,16 @@ bool UringBackend::prep(IoRequest& req) {
       } else if (req.op == Op::kRead) {
         std::byte* buf = req.buf + req.done;
         if (req.buf_index >= 0) {
-          io_uring_prep_read_fixed(sqe, index, buf, remaining, offset, req.buf_index);
+          io_uring_prep_read_fixed(sqe, index, buf, rw_len, offset, req.buf_index);
         } else {
-          io_uring_prep_read(sqe, index, buf, remaining, offset);
+          io_uring_prep_read(sqe, index, buf, rw_len, offset);
         }
       } else {
         const std::byte* buf = req.buf + req.done;
         if (req.buf_index >= 0) {
-          io_uring_prep_write_fixed(sqe, index, buf, remaining, offset, req.buf_index);
+          io_uring_prep_write_fixed(sqe, index, buf, rw_len, offset, req.buf_index);
         } else {
-          io_uring_prep_write(sqe, index, buf, remaining, offset);
+          io_uring_prep_write(sqe, index, buf, rw_len, offset);
         }
         if ((req.flags & kReqFua) != 0) {
           // Write-through for this I/O only: REQ_FUA where the device has it,
@@ -314,7 +337,7 @@ bool UringBackend::prep(IoRequest& req) {
                               static_cast<off_t>(offset), static_cast<off_t>(remaining));
       break;
     case kPhaseZeroWrite: {
-      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(remaining, kZeroChunk));
+      const auto chunk = static_cast<unsigned>(std::min<std::uint64_t>(remaining, kZeroChunk));
       io_uring_prep_write(sqe, index, kZeroBuffer.data(), chunk, offset);
       break;
     }
@@ -373,6 +396,12 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
       }
       [[fallthrough]];
     case kPhaseZeroWrite: {
+      // Past the end of a block device, writes fail with ENOSPC and reads
+      // transfer nothing: if the device shrank under us, it went away.
+      if ((res == -ENOSPC || res == 0) && device_gone(req)) {
+        finish(req, -ENXIO);
+        return;
+      }
       if (res < 0) {
         finish(req, res);
         return;
@@ -382,10 +411,10 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
         finish(req, -EIO);
         return;
       }
-      const std::uint32_t remaining = req.len - req.done;
-      req.done += std::min(static_cast<std::uint32_t>(res), remaining);
+      const std::uint64_t remaining = req.len - req.done;
+      req.done += std::min(static_cast<std::uint64_t>(res), remaining);
       if (req.done >= req.len) {
-        finish(req, static_cast<int>(req.len));
+        finish(req, 0);
         return;
       }
       // Short transfer: continue with the rest. The retry budget is for
@@ -397,7 +426,13 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
     case kPhaseCmdFixed:
     case kPhaseCmdRaw: {
       if (res >= 0) {
-        finish(req, static_cast<int>(req.len));
+        finish(req, 0);
+        return;
+      }
+      // A range beyond the device's current end is -EINVAL: check whether
+      // the device went away before taking it for an unknown command.
+      if ((res == -EINVAL || res == -ENOSPC) && device_gone(req)) {
+        finish(req, -ENXIO);
         return;
       }
       // -EOPNOTSUPP: no uring_cmd on this file or kernel, or no discard on
@@ -424,7 +459,10 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
       return;
     }
     case kPhasePunch:
-      finish(req, res < 0 ? res : static_cast<int>(req.len));
+      if ((res == -EINVAL || res == -ENOSPC) && device_gone(req)) {
+        res = -ENXIO;
+      }
+      finish(req, res < 0 ? res : 0);
       return;
     case kPhaseZeroRange:
       if (res == -EOPNOTSUPP) {
@@ -436,7 +474,10 @@ void UringBackend::on_cqe(IoRequest& req, int res) {
         resubmit();
         return;
       }
-      finish(req, res < 0 ? res : static_cast<int>(req.len));
+      if ((res == -EINVAL || res == -ENOSPC) && device_gone(req)) {
+        res = -ENXIO;
+      }
+      finish(req, res < 0 ? res : 0);
       return;
   }
   finish(req, -EIO);  // unreachable: every phase is handled above

@@ -24,6 +24,7 @@
 #include <span>
 #include <vector>
 
+#include "io/fd_limit.hpp"
 #include "ubdm/io.hpp"
 
 namespace ubdm {
@@ -46,8 +47,10 @@ class RingHandler {
 class UringBackend final : public IoBackend {
  public:
   struct Options {
-    unsigned entries = 256;     // SQ size; CQ is twice that
-    unsigned max_files = 4096;  // sparse fixed-file table size (device ids must be below it)
+    unsigned entries = 256;  // SQ size; CQ is twice that
+    // Sparse fixed-file table size. Device ids must be below it: the default
+    // is what the device opener hands out ids from (fd_limit.hpp).
+    unsigned max_files = fixed_file_slots();
   };
 
   // Creates the ring on the calling thread (which becomes its only issuer:
@@ -94,6 +97,8 @@ class UringBackend final : public IoBackend {
 
   // The setup flags the ring was created with (for logs and tests).
   unsigned setup_flags() const { return setup_flags_; }
+  // Slots of the fixed-file table (Options::max_files).
+  unsigned max_files() const { return opts_.max_files; }
 
  private:
   // Per fixed-file slot (= device id): what is installed there and what the

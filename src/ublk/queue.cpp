@@ -335,8 +335,10 @@ void Queue::on_tag_cqe(std::uint16_t tag, int res) {
 void Queue::request_done(Request& req, int result) {
   int res = result;
   if (result == 0 && op_has_data(req.op)) {
-    // ublk wants the byte count for data requests; 0 would mean a failed read.
-    res = static_cast<int>(req.nr_sectors << kSectorShift);
+    // ublk wants the byte count for data requests (0 would mean a failed
+    // read); they are at most max_io_bytes, so it fits. DISCARD,
+    // WRITE_ZEROES and FLUSH report 0, whatever their length.
+    res = static_cast<int>(std::uint64_t{req.nr_sectors} << kSectorShift);
   }
   tag_state_[req.tag] = TagState::kFetching;
   send(req.tag, kIoCommitAndFetchReq, res);

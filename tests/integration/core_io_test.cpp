@@ -33,6 +33,7 @@
 namespace ubdm {
 namespace {
 
+using test::Backing;
 using test::LoopDevice;
 using test::TempFile;
 
@@ -43,44 +44,6 @@ constexpr unsigned kDepth = 64;
 
 // --- storage helpers -----------------------------------------------------
 
-
-// One underlying device for a table: a file, or a loop device over a file.
-class Backing {
- public:
-  Backing(bool loop, std::uint64_t bytes) : file_(bytes) {
-    path_ = file_.path();
-    if (loop) {
-      loop_ = std::make_unique<LoopDevice>(file_.path());
-      path_ = loop_->path();
-    }
-  }
-  // Empty if the loop device could not be set up.
-  const std::string& path() const { return path_; }
-  std::string error() const { return loop_ ? loop_->error() : std::string(); }
-
-  // What is on the device, through a separate O_DIRECT descriptor.
-  std::vector<std::byte> read(std::uint64_t offset, std::size_t len) const {
-    void* p = std::aligned_alloc(4096, (len + 4095) / 4096 * 4096);
-    std::vector<std::byte> out(len);
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
-    ssize_t n = -1;
-    if (fd >= 0 && p != nullptr) {
-      n = ::pread(fd, p, len, static_cast<off_t>(offset));
-      std::memcpy(out.data(), p, len);
-    }
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    std::free(p);
-    EXPECT_EQ(n, static_cast<ssize_t>(len)) << "pread " << path_;
-    return out;
-  }
-
- private:
-  TempFile file_;
-  std::unique_ptr<LoopDevice> loop_;
-  std::string path_;
-};
 
 // --- data helpers ------------------------------------------------------------
 

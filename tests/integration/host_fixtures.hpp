@@ -7,14 +7,20 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "ubdm/error.hpp"
+#include "ubdm/io.hpp"
 
 namespace ubdm::test {
 
@@ -92,6 +98,74 @@ class LoopDevice {
  private:
   std::string path_;
   std::string error_;
+};
+
+// One backend request, submitted and polled for until it completes (or
+// `timeout` passes). Returns its result; INT_MIN if it never completed.
+inline int sync_io(IoBackend& backend, const BlockDevice& dev, Op op, std::uint64_t offset, std::byte* buf,
+                   std::uint64_t len, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  struct Waiter final : IoCompletion {
+    int res = INT_MIN;
+    void io_complete(int r) override { res = r; }
+  } w;
+  IoRequest r;
+  r.op = op;
+  r.dev = &dev;
+  r.offset = offset;
+  r.buf = buf;
+  r.len = len;
+  r.completion = &w;
+  backend.submit(r);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (backend.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (backend.poll(100000) < 0) {
+      break;
+    }
+  }
+  return w.res;
+}
+
+// One underlying device for a table: a file, or a loop device over a file.
+class Backing {
+ public:
+  Backing(bool loop, std::uint64_t bytes) : file_(bytes) {
+    path_ = file_.path();
+    if (loop) {
+      loop_ = std::make_unique<LoopDevice>(file_.path());
+      path_ = loop_->path();
+    }
+  }
+  // Empty if the loop device could not be set up.
+  const std::string& path() const { return path_; }
+  const std::string& file_path() const { return file_.path(); }
+  std::string error() const { return loop_ ? loop_->error() : std::string(); }
+
+  // What is on the device, through a separate O_DIRECT descriptor. Throws
+  // if it cannot be read whole.
+  std::vector<std::byte> read(std::uint64_t offset, std::size_t len) const {
+    void* p = std::aligned_alloc(4096, (len + 4095) / 4096 * 4096);
+    std::vector<std::byte> out(len);
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    ssize_t n = -1;
+    if (fd >= 0 && p != nullptr) {
+      n = ::pread(fd, p, len, static_cast<off_t>(offset));
+      std::memcpy(out.data(), p, len);
+    }
+    const int err = errno;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    std::free(p);
+    if (n != static_cast<ssize_t>(len)) {
+      throw std::runtime_error("pread " + path_ + " at " + std::to_string(offset) + ": " + errno_string(err));
+    }
+    return out;
+  }
+
+ private:
+  TempFile file_;
+  std::unique_ptr<LoopDevice> loop_;
+  std::string path_;
 };
 
 }  // namespace ubdm::test

@@ -27,6 +27,7 @@
 #include "control/protocol.hpp"
 #include "control/server.hpp"
 #include "daemon/device_manager.hpp"
+#include "io/fd_limit.hpp"
 #include "ubdm/error.hpp"
 #include "ublk/control.hpp"
 
@@ -116,6 +117,12 @@ void setup_logging(const Options& o) {
 }
 
 int serve(const Options& o, int& ready_fd) {
+  // Before any ring or device exists: every ring's fixed-file table, and so
+  // the number of devices, is sized once from the soft limit (io/fd_limit).
+  const NofileLimit files = raise_nofile_limit();
+  spdlog::info("open-file limit {} (hard {}): up to {} underlying devices", files.soft, files.hard,
+               fixed_file_slots());
+
   // Writeback to our devices goes through this process: keep the OOM killer away.
   std::ofstream("/proc/self/oom_score_adj") << "-1000";
 

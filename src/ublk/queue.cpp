@@ -5,11 +5,15 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 
@@ -168,10 +172,34 @@ void Queue::setup() {
   for (unsigned t = 0; t < cfg_.depth; ++t) {
     send(static_cast<std::uint16_t>(t), kIoFetchReq, 0);
   }
-  const int frc = backend_->flush();
+  const int frc = without_sys_admin([this] { return backend_->flush(); });
   if (frc < 0) {
     fail(-frc, "queue {}: cannot submit FETCH_REQ: {}", cfg_.q_id, errno_string(frc));
   }
+}
+
+int without_sys_admin(const std::function<int()>& fn) {
+  // The driver (6.12) scans a new disk for partitions at START_DEV only if
+  // every queue's FETCH_REQs came from a task with CAP_SYS_ADMIN. We want no
+  // scan, as dm maps get none (kpartx or partx make partition maps): the
+  // scan's read would be the first I/O of a multipath map, so its status
+  // would differ from the kernel's before any user I/O, and a scan of a disk
+  // that does not answer holds START_DEV. Capabilities belong to a thread,
+  // so dropping it here affects only these submissions.
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> caps{};
+  const bool have = ::syscall(SYS_capget, &header, caps.data()) == 0;
+  constexpr std::uint32_t kSysAdminBit = 1U << (CAP_SYS_ADMIN % 32);
+  const bool dropped = have && (caps[CAP_SYS_ADMIN / 32].effective & kSysAdminBit) != 0 && [&] {
+    auto without = caps;
+    without[CAP_SYS_ADMIN / 32].effective &= ~kSysAdminBit;
+    return ::syscall(SYS_capset, &header, without.data()) == 0;
+  }();
+  const int rc = fn();
+  if (dropped && ::syscall(SYS_capset, &header, caps.data()) != 0) {
+    spdlog::warn("cannot restore CAP_SYS_ADMIN on a queue thread: {}", errno_string(errno));
+  }
+  return rc;
 }
 
 void Queue::arm_wake() {

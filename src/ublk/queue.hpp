@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <exception>
 #include <future>
 #include <memory>
@@ -45,6 +46,12 @@ struct QueueConfig {
   // longer sleeps as usual, so an idle device costs no CPU. 0 turns it off.
   unsigned poll_usec = 0;
 };
+
+// Calls `fn` with CAP_SYS_ADMIN dropped from the calling thread's effective
+// capabilities and restores them after: FETCH_REQs sent so keep the kernel
+// from scanning the disk for partitions (see the definition). Returns fn's
+// result.
+int without_sys_admin(const std::function<int()>& fn);
 
 class Queue final : public CompletionSink {
  public:

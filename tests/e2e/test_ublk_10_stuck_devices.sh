@@ -1,8 +1,9 @@
 #!/bin/sh
 # A device whose disk does not answer (here a kernel dm device that is
-# suspended) blocks only itself: other devices' verbs answer while its
-# create waits in START_DEV, a killed client's suspend is cancelled, and
-# SIGTERM removes the healthy devices and ends the daemon by --stop-timeout.
+# suspended) blocks only itself: other devices' verbs answer while its I/O
+# waits, a killed client's suspend is cancelled, and SIGTERM removes the
+# healthy devices and ends the daemon by --stop-timeout. (A create whose
+# disk hangs in the middle of Table::build is covered by the unit tests.)
 . "$(dirname "$0")/lib.sh"
 set -eu
 require_cmd dmsetup
@@ -18,22 +19,25 @@ on_exit dmsetup resume --noudevsync ubdm_hang
 ubdmsetup create ok --table "0 131072 linear /dev/nullb0 0"
 state() { ubdmsetup info "$1" | awk '/^State:/ { print $2 }'; }
 
-log "1. a create over a disk that does not answer"
+log "1. a create over a disk that does not answer returns, and I/O to it waits alone"
 dmsetup suspend --noudevsync ubdm_hang
-ubdmsetup create stuck --table "0 131072 linear $hang 0" >"$TEST_TMP/create.out" 2>&1 &
-cpid=$!
-sleep 2
-kill -0 "$cpid" 2>/dev/null || die "create over a suspended disk returned at once: $(cat "$TEST_TMP/create.out")"
+# ubdm disks are not scanned for partitions (as dm maps are not), so
+# START_DEV does not read the disk and the create returns at once.
+expect_ok timeout 20 ubdmsetup create stuck --table "0 131072 linear $hang 0"
+fio --name=held --filename=/dev/ubdm/stuck --rw=read --bs=4k --size=4k --direct=1 --ioengine=psync \
+  >"$TEST_TMP/fio0.out" 2>&1 &
+fpid=$!
+sleep 1
+kill -0 "$fpid" 2>/dev/null || die "a read of a suspended disk returned at once: $(cat "$TEST_TMP/fio0.out")"
 expect_ok timeout 10 ubdmsetup info ok
+expect_ok timeout 10 ubdmsetup info stuck
 expect_ok timeout 10 ubdmsetup ls
 expect_ok timeout 10 ubdmsetup status
 expect_ok timeout 20 ubdmsetup create other --table "0 2048 zero"
 expect_ok timeout 20 ubdmsetup remove other
-expect_fail_with "being created" timeout 10 ubdmsetup info stuck
-expect_fail_with "being created" timeout 10 ubdmsetup remove --force stuck
 dmsetup resume --noudevsync ubdm_hang
-wait "$cpid" || die "create failed once the disk answered: $(cat "$TEST_TMP/create.out")"
-expect_eq "$(state stuck)" ACTIVE "the stuck create finished"
+wait "$fpid" || die "the held read failed once the disk answered: $(cat "$TEST_TMP/fio0.out")"
+expect_eq "$(state stuck)" ACTIVE "the device over the disk that came back"
 
 log "2. a suspend waiting on I/O ends when its client is killed"
 dmsetup suspend --noudevsync ubdm_hang

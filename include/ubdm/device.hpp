@@ -122,6 +122,7 @@ class MappedDevice final : public DeviceContext {
   const std::string& device_name() const override { return name_; }
   bool noflush_suspending() const override { return noflush_suspending_.load(std::memory_order_acquire); }
   bool suspending() const override { return suspending_.load(std::memory_order_acquire); }
+  bool suspended() const override { return state_.load(std::memory_order_acquire) == DeviceState::kSuspended; }
   void trigger_event() override;
   unsigned queue_count() const override { return config_.nr_queues; }
 

@@ -158,6 +158,8 @@ class DeviceContext {
   virtual bool noflush_suspending() const = 0;
   // A suspend (either kind) is in progress or the device is suspended.
   virtual bool suspending() const = 0;
+  // dm_suspended(): the suspend has finished (not merely begun). Any thread.
+  virtual bool suspended() const = 0;
   // dm_table_event(): bump the device's event counter and wake waiters.
   virtual void trigger_event() = 0;
   // Hardware queues of the device (targets keep per-queue state).

@@ -35,6 +35,7 @@ class FuzzDevice final : public DeviceContext {
   const std::string& device_name() const override { return name_; }
   bool noflush_suspending() const override { return false; }
   bool suspending() const override { return true; }
+  bool suspended() const override { return true; }
   void trigger_event() override {}
   unsigned queue_count() const override { return 2; }
 

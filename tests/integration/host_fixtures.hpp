@@ -102,19 +102,27 @@ class LoopDevice {
 
 // One backend request, submitted and polled for until it completes (or
 // `timeout` passes). Returns its result; INT_MIN if it never completed.
+// One backend request, ready to submit.
+inline IoRequest make_io(Op op, const BlockDevice& dev, std::uint64_t offset, std::byte* buf, std::uint64_t len,
+                         IoCompletion& c, std::uint32_t flags = 0) {
+  IoRequest r;
+  r.op = op;
+  r.flags = flags;
+  r.dev = &dev;
+  r.offset = offset;
+  r.buf = buf;
+  r.len = len;
+  r.completion = &c;
+  return r;
+}
+
 inline int sync_io(IoBackend& backend, const BlockDevice& dev, Op op, std::uint64_t offset, std::byte* buf,
                    std::uint64_t len, std::chrono::seconds timeout = std::chrono::seconds(120)) {
   struct Waiter final : IoCompletion {
     int res = INT_MIN;
     void io_complete(int r) override { res = r; }
   } w;
-  IoRequest r;
-  r.op = op;
-  r.dev = &dev;
-  r.offset = offset;
-  r.buf = buf;
-  r.len = len;
-  r.completion = &w;
+  IoRequest r = make_io(op, dev, offset, buf, len, w);
   backend.submit(r);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (backend.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {

@@ -39,6 +39,7 @@ using test::TempFile;
 using test::run_command;
 
 using namespace std::chrono_literals;
+using test::make_io;
 
 constexpr std::uint64_t kDevBytes = 16ULL << 20;
 
@@ -131,18 +132,6 @@ class StrayDevice final : public BlockDevice {
   }
 };
 
-IoRequest make_io(Op op, const BlockDevice& dev, std::uint64_t offset, std::byte* buf, std::uint32_t len,
-                  IoCompletion& c, std::uint32_t flags = 0) {
-  IoRequest r;
-  r.op = op;
-  r.flags = flags;
-  r.dev = &dev;
-  r.offset = offset;
-  r.buf = buf;
-  r.len = len;
-  r.completion = &c;
-  return r;
-}
 
 // --- the device fixture: the same tests over a file and over a loop device ---
 

@@ -67,5 +67,36 @@ TEST(SuspendCancelTest, WithoutACancelTheTimeoutStillApplies) {
   ASSERT_TRUE(t.fe->run_until_done(tag));
 }
 
+// As dm-mpath's dm_suspended() check: messages are refused once the device
+// IS suspended, not while a suspend is still waiting, so that
+// fail_if_no_path can reach a device whose suspend waits for queued I/O.
+TEST(SuspendCancelTest, MultipathTakesMessagesWhileASuspendWaitsButNotOnceSuspended) {
+  test::LiveDevice t;
+  t.storage.add_disk("p0", 1024);
+  t.storage.add_disk("p1", 1024);
+  t.start("mp", "0 1024 multipath 3 queue_if_no_path path_check_interval 0 0 1 1 round-robin 0 2 1 p0 1 p1 1");
+  t.storage.hold("p0", true);
+  t.storage.hold("p1", true);
+  const int tag = t.fe->submit(Op::kRead, 0, 8);
+  t.pump();
+  t.dev->begin_suspend(kSuspendNoflush);
+  t.pump();
+  ASSERT_FALSE(t.dev->suspend_drained());
+  EXPECT_NO_THROW(t.dev->message(0, {"fail_if_no_path"})) << "refused while the suspend waits";
+  t.storage.hold("p0", false);
+  t.storage.hold("p1", false);
+  ASSERT_TRUE(t.fe->run_until_done(tag));
+  ASSERT_TRUE(t.dev->suspend_drained());
+  t.dev->finish_suspend();
+  try {
+    t.dev->message(0, {"queue_if_no_path"});
+    ADD_FAILURE() << "a message was taken by a suspended multipath device";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), EBUSY);
+  }
+  t.dev->resume();
+  EXPECT_NO_THROW(t.dev->message(0, {"queue_if_no_path"}));
+}
+
 }  // namespace
 }  // namespace ubdm

@@ -35,6 +35,7 @@ class StubDevice final : public DeviceContext {
   const std::string& device_name() const override { return name_; }
   bool noflush_suspending() const override { return false; }
   bool suspending() const override { return false; }
+  bool suspended() const override { return false; }
   void trigger_event() override { ++events; }
   unsigned events = 0;
 

@@ -633,7 +633,9 @@ bool names_path(const std::string& arg, const Path& p) {
 }  // namespace
 
 std::string MultipathTarget::message(std::span<const std::string> args) {
-  if (device_.suspending()) {
+  // As dm-mpath (dm_suspended): refused once suspended, but taken while a
+  // suspend waits, so that fail_if_no_path can let that suspend finish.
+  if (device_.suspended()) {
     fail(EBUSY, "multipath: messages are refused while the device is suspended");
   }
   if (!args.empty() && (word_is(args[0], "queue_if_no_path") || word_is(args[0], "fail_if_no_path"))) {

@@ -157,10 +157,12 @@ int serve(const Options& o, int& ready_fd) {
                                                   const control::ControlServer::Caller& caller) {
     return manager.handle(req, [&caller] { return caller.gone(); });
   });
-  server.start();
+  // The socket is bound but not yet accepting: a client that connects now
+  // waits in the backlog and sees the devices of maps.d once they exist.
   // Bounded: a map whose disks hang goes on in the background, and systemd
   // still hears READY (a unit waiting on us must not wait on a dead disk).
   const unsigned maps = manager.load_persistent_maps(std::chrono::seconds(o.map_wait_s));
+  server.start();
   spdlog::info("ubdmd {} listening on {} ({} persistent map(s) created)", daemon::kDaemonVersion, o.socket, maps);
   sd_notifyf(0, "READY=1\nSTATUS=serving %zu device(s)", manager.device_count());
   report_ready(ready_fd, true);

@@ -26,7 +26,15 @@
 # and every group 'E' ("2 1 0 ... E") until the first I/O picks a path. An
 # I/O that reached ubdm's paths before the user's first one (ublk's kernel
 # driver scans a new disk for partitions when it starts, unless ubdm's
-# queues suppress that scan) is logged with the mismatch it causes.
+# queues suppress that scan, as they do) is logged with the mismatch it
+# causes.
+#
+# Both claim their paths exclusively, so the kernel's map and ubdm's use
+# different paths to the same LUN: the kernel P1 and P2, ubdm U1 and U2
+# (two more scsi_debug hosts). Every kernel line is compared with the
+# kernel's device numbers rewritten to ubdm's (to_ubdm), and whatever is
+# done to a kernel path (offline, a message naming it) is done to its ubdm
+# twin.
 #
 # The paths set by fail_path are also set offline, so that ubdm's checker
 # (on by default, every 5 s; its feature words cannot be in a table the
@@ -43,8 +51,25 @@ MP_QUEUES=2
 on_exit path_online "$P1"
 on_exit path_online "$P2"
 on_exit sh -c "dmsetup remove --noudevsync kpar 2>/dev/null || true"
+U1=$(scsi_debug_add_host)
+on_exit scsi_debug_remove_host
+U2=$(scsi_debug_add_host)
+on_exit scsi_debug_remove_host
+UM1=$(majmin "$U1") UM2=$(majmin "$U2")
+on_exit path_online "$U1"
+on_exit path_online "$U2"
+log "kernel paths $P1 ($M1) $P2 ($M2); ubdm paths $U1 ($UM1) $U2 ($UM2)"
 start_ubdmd
 on_exit stop_ubdmd
+
+# A kernel-side text (table, message words) with the kernel's paths
+# replaced by their ubdm twins.
+to_ubdm() {
+  printf '%s\n' "$1" | sed -e "s#\(^\| \)$P1\( \|\$\)#\1$U1\2#g" -e "s#\(^\| \)$P2\( \|\$\)#\1$U2\2#g" \
+    -e "s#\(^\| \)$M1\( \|\$\)#\1$UM1\2#g" -e "s#\(^\| \)$M2\( \|\$\)#\1$UM2\2#g"
+}
+offline() { path_offline "$1"; path_offline "$(to_ubdm "$1")"; }
+online() { path_online "$1"; path_online "$(to_ubdm "$1")"; }
 
 MISMATCHES=0 MISMATCH_LIST=''
 HST_ARGS="900 3"   # base_weight, threshold_multiplier
@@ -105,8 +130,8 @@ same() { # WHAT KERNEL UBDM
 compare() {
   local kt ut ks us ke ue
   sleep 0.1   # the kernel's trigger_event is a work item
-  kt=$(dmsetup table kpar) ut=$(ubdmsetup table upar)
-  ks=$(dmsetup status kpar) us=$(ubdmsetup status upar)
+  kt=$(to_ubdm "$(dmsetup table kpar)") ut=$(ubdmsetup table upar)
+  ks=$(to_ubdm "$(dmsetup status kpar)") us=$(ubdmsetup status upar)
   ke=$(events dmsetup kpar) ue=$(events ubdmsetup upar)
   if [ "$HST" = 1 ]; then
     kt=$(hst_table_from_rr "$kt")
@@ -128,9 +153,10 @@ io_fails() {
   expect_fail dd if=/dev/mapper/kpar of=/dev/null bs=4k count=1 iflag=direct
   expect_fail dd if="$MP_DEV" of=/dev/null bs=4k count=1 iflag=direct
 }
-msg() { # MESSAGE...: to both
+msg() { # MESSAGE...: to both (kernel path words become ubdm's)
   dmsetup message kpar 0 "$@" || die "kernel: message $* failed"
-  ubdmsetup message upar 0 "$@" || die "ubdm: message $* failed"
+  # shellcheck disable=SC2046 # the message's words
+  ubdmsetup message upar 0 $(to_ubdm "$*") || die "ubdm: message $* failed"
 }
 
 # create_both KERNEL-TABLE UBDM-TABLE: and compare the fresh maps, before
@@ -138,9 +164,9 @@ msg() { # MESSAGE...: to both
 create_both() {
   local ios
   dm_create kpar "$1" >/dev/null
-  mp_create upar "$2"
+  mp_create upar "$(to_ubdm "$2")"
   K_EV=$(events dmsetup kpar) U_EV=$(events ubdmsetup upar)
-  ios=$(($(mp_path_field upar "$P1" ios) + $(mp_path_field upar "$M2" ios)))
+  ios=$(($(mp_path_field upar "$U1" ios) + $(mp_path_field upar "$UM2" ios)))
   if [ "$ios" -gt 0 ]; then
     log "  $SEL_NAME created: ubdm already sent $ios I/O(s) to its paths before any user I/O" \
       "(reads seen by ${MP_DEV#/dev/}: $(awk '{ print $1 }' "/sys/block/${MP_DEV#/dev/}/stat"); a partition scan?)"
@@ -167,20 +193,20 @@ parity() {
   create_both "$kt" "$ut"
   io
   compare "after I/O"
-  path_offline "$P1"
+  offline "$P1"
   msg fail_path "$P1"
   compare "after fail_path $P1"
   io
   compare "after I/O with $P1 failed"
   msg fail_if_no_path
   compare "after fail_if_no_path"
-  path_offline "$P2"
+  offline "$P2"
   msg fail_path "$P2"
   compare "no valid path, before I/O"
   io_fails
   compare "no valid path, after failed I/O"
-  path_online "$P1"
-  path_online "$P2"
+  online "$P1"
+  online "$P2"
   msg reinstate_path "$M1"
   msg reinstate_path "$M2"
   compare "after reinstate_path $M1 $M2"
@@ -195,7 +221,7 @@ parity() {
     ubdmsetup suspend upar || die "ubdm: suspend failed"
     compare "while flush-suspended"
     expect_fail dmsetup message kpar 0 fail_path "$P1"
-    expect_fail ubdmsetup message upar 0 fail_path "$P1"
+    expect_fail ubdmsetup message upar 0 fail_path "$U1"
     dmsetup resume --noudevsync kpar || die "kernel: resume failed"
     ubdmsetup resume upar || die "ubdm: resume failed"
     compare "after resume"

@@ -42,7 +42,8 @@ cmake --build build/tsan -j "$jobs" -t ubdm_unit_tests
 
 step "ThreadSanitizer tests"
 # A report makes the test process exit non-zero (TSan's exitcode 66).
-TSAN_OPTIONS=second_deadlock_stack=1:history_size=4 \
+# tests/tsan.supp lists the false reports of libraries built without TSan.
+TSAN_OPTIONS=second_deadlock_stack=1:history_size=4:suppressions="$root/tests/tsan.supp" \
   ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L unit
 
 step "fuzz build (clang, libFuzzer, ASan + UBSan)"

@@ -79,6 +79,12 @@ class DeviceOpener {
 // Real devices: O_RDWR|O_DIRECT|O_CLOEXEC, geometry from the block ioctls.
 std::unique_ptr<DeviceOpener> make_system_device_opener();
 
+// Who keeps block device `rdev` busy, as far as the system tells: holders in
+// sysfs (dm, md, ...) and mounts, of the device and its partitions, e.g.
+// "held by dm-0; mounted on /mnt". Empty if nothing is known (swap, or a
+// program holding it O_EXCL). Control plane: reads sysfs and mountinfo.
+std::string block_device_users(dev_t rdev);
+
 // Anything that completes on an io_uring (or on the fake). Stored as the
 // CQE's user_data, so the ring needs no lookup table (Seastar's kernel_completion).
 class IoCompletion {

@@ -162,32 +162,25 @@ void check_directory_is_safe(const std::string& dir) {
 // descriptor of that file (O_PATH|O_NOFOLLOW): a path that someone replaced
 // by a symlink is refused rather than followed.
 void set_socket_permissions(const std::string& path, std::optional<gid_t> group, mode_t mode, struct stat& st) {
-  const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
+  const UniqueFd fd(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) {
     fail(errno, "cannot open the control socket {}: {}", path, errno_string(errno));
   }
-  auto close_fd = [fd] { ::close(fd); };
-  try {
-    if (::fstat(fd, &st) != 0) {
-      fail(errno, "cannot stat the control socket {}: {}", path, errno_string(errno));
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-      fail(EEXIST, "{} was replaced while binding; not touching it", path);
-    }
-    if (group && ::fchownat(fd, "", static_cast<uid_t>(-1), *group, AT_EMPTY_PATH) != 0) {
-      fail(errno, "cannot give the control socket {} to group {}: {}", path, group_name(*group),
-           errno_string(errno));
-    }
-    // fchmod() refuses O_PATH descriptors; the /proc link names the inode we
-    // hold, not whatever the path points to now.
-    if (::chmod(fmt::format("/proc/self/fd/{}", fd).c_str(), mode) != 0) {
-      fail(errno, "cannot set the mode of the control socket {}: {}", path, errno_string(errno));
-    }
-  } catch (...) {
-    close_fd();
-    throw;
+  if (::fstat(fd.get(), &st) != 0) {
+    fail(errno, "cannot stat the control socket {}: {}", path, errno_string(errno));
   }
-  close_fd();
+  if (!S_ISSOCK(st.st_mode)) {
+    fail(EEXIST, "{} was replaced while binding; not touching it", path);
+  }
+  if (group && ::fchownat(fd.get(), "", static_cast<uid_t>(-1), *group, AT_EMPTY_PATH) != 0) {
+    fail(errno, "cannot give the control socket {} to group {}: {}", path, group_name(*group),
+         errno_string(errno));
+  }
+  // fchmod() refuses O_PATH descriptors; the /proc link names the inode we
+  // hold, not whatever the path points to now.
+  if (::chmod(fmt::format("/proc/self/fd/{}", fd.get()).c_str(), mode) != 0) {
+    fail(errno, "cannot set the mode of the control socket {}: {}", path, errno_string(errno));
+  }
 }
 
 sockaddr_un unix_address(const std::string& path) {

@@ -45,10 +45,8 @@ constexpr auto kNoTimeout = std::chrono::duration_cast<std::chrono::milliseconds
 // An optional argument, already checked by control::check_request.
 template <typename T>
 std::optional<T> optional_arg(const json& req, const char* key) {
-  if (!req.contains(key) || req[key].is_null()) {
-    return std::nullopt;
-  }
-  return req[key].get<T>();
+  const auto it = req.find(key);
+  return it == req.end() ? std::nullopt : std::optional<T>(it->get<T>());
 }
 
 std::string state_name(DeviceState s) { return s == DeviceState::kActive ? "ACTIVE" : "SUSPENDED"; }
@@ -515,9 +513,9 @@ int DeviceManager::claim_unused(Managed& d) const {
   if (fd < 0) {
     const int err = errno;
     if (err == EBUSY) {
-      const std::string holders = holders_of(d.kernel->block_devt());
-      fail(EBUSY, "device is in use ({}{}): unmount it or stop what holds it first, or use --force", path,
-           holders.empty() ? " is mounted, used as swap or open exclusively" : " is held by " + holders);
+      const std::string users = block_device_users(d.kernel->block_devt());
+      fail(EBUSY, "device is in use ({}: {}): unmount it or stop what holds it first, or use --force", path,
+           users.empty() ? "mounted in another namespace, used as swap or open exclusively" : users);
     }
     fail(err, "cannot check whether {} is in use: {}", path, errno_string(err));
   }

@@ -53,15 +53,4 @@ unsigned count_openers(dev_t devt) {
   return count;
 }
 
-std::string holders_of(dev_t devt) {
-  namespace fs = std::filesystem;
-  std::string out;
-  std::error_code ec;
-  for (const fs::directory_entry& h :
-       fs::directory_iterator(fmt::format("/sys/dev/block/{}:{}/holders", major(devt), minor(devt)), ec)) {
-    out += (out.empty() ? "" : ", ") + h.path().filename().string();
-  }
-  return out;
-}
-
 }  // namespace ubdm::daemon

@@ -6,16 +6,10 @@
 
 #include <sys/types.h>
 
-#include <string>
-
 namespace ubdm::daemon {
 
 // Open file descriptors on `devt` across /proc, plus mounts of it, plus
 // entries in its sysfs holders directory. 0 for devt 0.
 unsigned count_openers(dev_t devt);
-
-// The stacked devices that hold `devt` (its sysfs holders directory, e.g.
-// "dm-0, md1"); empty if none or unknown.
-std::string holders_of(dev_t devt);
 
 }  // namespace ubdm::daemon

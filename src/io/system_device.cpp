@@ -472,4 +472,6 @@ class SystemDeviceOpener final : public DeviceOpener {
 
 std::unique_ptr<DeviceOpener> make_system_device_opener() { return std::make_unique<SystemDeviceOpener>(); }
 
+std::string block_device_users(dev_t rdev) { return busy_reason(rdev); }
+
 }  // namespace ubdm

@@ -117,6 +117,7 @@ class MappedDevice final : public DeviceContext {
   struct Message {
     sector_t sector = 0;
     std::vector<std::string> args;
+    bool operator==(const Message&) const = default;
   };
   std::vector<Message> restore_messages() const;
   DeviceInfo info() const;

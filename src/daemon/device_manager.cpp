@@ -997,7 +997,19 @@ unsigned DeviceManager::adopt_devices(const std::vector<ublk::DevInfo>& kernel, 
   for (const std::string& p : loaded.problems) {
     spdlog::error("state {}", p);
   }
-  const auto alive = [](pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; };
+  // A zombie is gone as a server: its files are closed (its parent, a
+  // shell or a test, may not have reaped it yet).
+  const auto alive = [](pid_t pid) {
+    if (::kill(pid, 0) != 0 && errno != EPERM) {
+      return false;
+    }
+    std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+    std::string line;
+    std::getline(stat, line);
+    const auto paren = line.rfind(')');
+    return paren == std::string::npos || paren + 2 >= line.size() ||
+           (line[paren + 2] != 'Z' && line[paren + 2] != 'X');
+  };
   const std::vector<recovery::Step> steps =
       recovery::plan_adoption(loaded.records, kernel, loaded.unreadable_ids, alive, ::getpid());
   for (const recovery::Step& s : steps) {
@@ -1070,8 +1082,26 @@ bool DeviceManager::adopt_one(const recovery::DeviceRecord& r, const std::option
       kopts.poll_usec = r.poll_usec;
       d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
       // The tables are built once the kernel has let the old server go: its
-      // exclusive claims on the table's disks are released by then.
-      d->kernel->adopt(*info, 30s, [&] { restored = restore(*d, r); });
+      // exclusive claims on the table's disks are released by then. The
+      // kernel holds on (EBUSY) while the old server's I/O has not ended,
+      // e.g. at a disk that does not answer: keep trying, it is the only
+      // way the device gets served again.
+      for (bool said = false;;) {
+        try {
+          d->kernel->adopt(*info, 30s, [&] { restored = restore(*d, r); });
+          break;
+        } catch (const Error& e) {
+          if (e.code() != EBUSY || shutting_down_) {
+            throw;
+          }
+          if (!said) {
+            spdlog::warn("{}: ublk device {} is still held by the old ubdmd (its I/O has not ended); "
+                         "still trying",
+                         r.name, r.ublk_id);
+            said = true;
+          }
+        }
+      }
       publish_name(r.name, info->dev_id);
       make_link(r.name, *d);
     } else {

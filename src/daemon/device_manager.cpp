@@ -1130,6 +1130,11 @@ std::string DeviceManager::restore(Managed& d, const recovery::DeviceRecord& r) 
   MappedDevice& md = *d.mapped;
   std::vector<std::string> notes;
   bool live = false;
+  md.set_restoring(true);
+  struct Restoring {
+    MappedDevice& md;
+    ~Restoring() { md.set_restoring(false); }
+  } restoring{md};
   try {
     md.load_text(r.live_table);
     md.resume();

@@ -72,6 +72,8 @@ class FakeStorage final : public DeviceOpener {
 
   // DeviceOpener: names added with add_disk(); anything else is ENOENT.
   BlockDevicePtr open(std::string_view path) override;
+  // A disk without memory that is in no list (so opens of `path` still fail).
+  BlockDevicePtr open_absent(std::string_view path, sector_t sectors) override;
 
   // Complete the next matching I/Os on `name` with an error.
   void inject(const std::string& name, FaultRule rule) { disk(name).faults.push_back(rule); }

@@ -414,6 +414,32 @@ TEST_F(DaemonRecoveryTest, ATableThatCannotBeRebuiltHoldsTheDeviceForTheOperator
   EXPECT_EQ(json::parse(read_file(dir2 + "/a.json"))["live_table"], "0 4096 linear disk0 0");
 }
 
+TEST_F(DaemonRecoveryTest, AMultipathPathGoneWhileNoDaemonRanIsKeptFailed) {
+  const std::string dir2 = dir.sub("after-crash");
+  std::vector<ublk::DevInfo> kernel;
+  {
+    daemon::DeviceManager m(cfg, storage, nullptr);
+    call(m, {{"op", "create"}, {"name", "mp"}, {"table", kMpTable}});
+    kernel = crash_copy(dir2);
+  }
+  storage.remove_disk("disk1");
+  cfg.state_dir = dir2;
+  daemon::DeviceManager m(cfg, storage, nullptr);
+  EXPECT_EQ(m.adopt_devices(kernel, std::chrono::seconds(10)), 1U);
+  EXPECT_EQ(call(m, {{"op", "info"}, {"name", "mp"}})["devices"][0]["state"], "ACTIVE");
+  const json paths = call(m, {{"op", "paths"}, {"name", "mp"}})["devices"][0];
+  EXPECT_EQ(paths["valid_paths"], 1) << paths.dump();
+  EXPECT_EQ(paths["paths"][1]["path"], "disk1");
+  EXPECT_EQ(paths["paths"][1]["state"], "failed");
+  // Only a restarted daemon's rebuild is lenient: a new table is refused.
+  try {
+    call(m, {{"op", "load"}, {"name", "mp"}, {"table", kMpTable}});
+    ADD_FAILURE() << "a table with a missing path was loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ENOENT);
+  }
+}
+
 TEST_F(DaemonRecoveryTest, StaleRecordsAreDroppedAndNothingIsAdopted) {
   const std::string dir2 = dir.sub("after-crash");
   {

@@ -35,9 +35,9 @@ namespace {
 
 // Device ids are io_uring fixed-file slots (UringBackend::Options::max_files),
 // so they must stay small, dense and below device_id_slots() (the table size
-// of every ring, less the frontend's own slot). One allocator for the whole process: ids must be unique among
-// all open devices whichever opener opened them, since a queue's backend may
-// see devices from several tables.
+// of every ring, less the frontend's own slot). One allocator for the whole
+// process: ids must be unique among all open devices whichever opener opened
+// them, since a queue's backend may see devices from several tables.
 class IdAllocator {
  public:
   std::uint32_t take() {

@@ -106,14 +106,6 @@ Outcome run_each_on_a_thread(std::vector<std::function<bool()>> jobs, std::chron
   return Outcome{progress->succeeded, progress->pending};
 }
 
-recovery::DeviceRecord::Phase record_phase(std::uint8_t phase) {
-  switch (phase) {
-    case 0: return recovery::DeviceRecord::Phase::kCreating;
-    case 1: return recovery::DeviceRecord::Phase::kLive;
-    default: return recovery::DeviceRecord::Phase::kRemoving;
-  }
-}
-
 }  // namespace
 
 void crash_point(const char* point) {
@@ -904,7 +896,11 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
 recovery::DeviceRecord DeviceManager::record_of(Managed& d) const {
   recovery::DeviceRecord r;
   r.name = d.name;
-  r.phase = record_phase(static_cast<std::uint8_t>(d.phase.load()));
+  switch (d.phase.load()) {
+    case Phase::kCreating: r.phase = recovery::DeviceRecord::Phase::kCreating; break;
+    case Phase::kLive: r.phase = recovery::DeviceRecord::Phase::kLive; break;
+    case Phase::kRemoving: r.phase = recovery::DeviceRecord::Phase::kRemoving; break;
+  }
   r.ublk_id = d.ublk_id;
   r.queues = d.mapped->nr_queues();
   r.depth = d.mapped->config().queue_depth;

@@ -120,6 +120,8 @@ class MappedDevice final : public DeviceContext {
     bool operator==(const Message&) const = default;
   };
   std::vector<Message> restore_messages() const;
+  // The live targets' absent_devices(), all together.
+  std::vector<std::string> absent_devices() const;
   DeviceInfo info() const;
   std::uint64_t event_nr() const { return event_nr_.load(std::memory_order_acquire); }
   // Wait until event_nr() != `seen` or the timeout passes; returns event_nr().

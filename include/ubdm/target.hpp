@@ -231,6 +231,12 @@ class Target {
   // state is all in their table. Control thread.
   virtual std::vector<std::vector<std::string>> restore_messages() const { return {}; }
 
+  // Optional. The devices this target was built with as stand-ins
+  // (DeviceOpener::open_absent, while DeviceContext::restoring), as written
+  // in the table: a reload of the same table once they open again brings
+  // them back. Control thread.
+  virtual std::vector<std::string> absent_devices() const { return {}; }
+
   // Optional. Adjust the stacked limits (dm's io_hints), e.g. striped sets
   // io_min to the chunk and io_opt to a full stripe. Control thread.
   virtual void io_hints(IoLimits& /*limits*/) const {}

@@ -329,6 +329,18 @@ std::vector<MappedDevice::Message> MappedDevice::restore_messages() const {
   return out;
 }
 
+std::vector<std::string> MappedDevice::absent_devices() const {
+  std::vector<std::string> out;
+  if (const TablePtr live = live_table()) {
+    for (std::size_t i = 0; i < live->target_count(); ++i) {
+      for (std::string& p : live->target(i).absent_devices()) {
+        out.push_back(std::move(p));
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> MappedDevice::status_lines(StatusType type, bool inactive) const {
   const TablePtr t = inactive ? inactive_table() : live_table();
   return t ? t->status_lines(type) : std::vector<std::string>{};

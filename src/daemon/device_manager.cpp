@@ -967,11 +967,79 @@ void DeviceManager::state_writer_main() {
     for (const ManagedPtr& d : all_live()) {
       std::shared_lock life(d->life_mutex);
       if (d->phase.load() == Phase::kLive && !shutting_down_) {
+        revive_absent_paths(*d);
         note_change(*d);
       }
     }
     lock.lock();
   }
+}
+
+void DeviceManager::revive_absent_paths(Managed& d) {
+  MappedDevice& md = *d.mapped;
+  const std::vector<std::string> absent = md.absent_devices();
+  if (absent.empty()) {
+    return;
+  }
+  // Which are back: opened here (quietly) and held across the reload, which
+  // then shares them. An offline disk keeps failing its open until it is
+  // online again.
+  std::vector<BlockDevicePtr> back;
+  for (const std::string& p : absent) {
+    try {
+      back.push_back(opener_.open(p));
+    } catch (const Error&) {
+    }
+  }
+  if (back.empty() || !d.op_mutex.lock_unless([] { return true; })) {
+    return;
+  }
+  const std::unique_lock op(d.op_mutex, std::adopt_lock);
+  const std::lock_guard messages(d.message_mutex);
+  if (d.phase.load() != Phase::kLive || md.info().state != DeviceState::kActive || md.inactive_table()) {
+    return;
+  }
+  std::string text;
+  {
+    std::lock_guard lock(d.state_mutex);
+    text = d.live_text;
+  }
+  try {
+    // Paths still away become stand-ins again.
+    md.set_restoring(true);
+    md.load_text(text);
+    md.set_restoring(false);
+  } catch (const Error& e) {
+    md.set_restoring(false);
+    spdlog::warn("{}: reloading its table for paths that are back failed: {}", d.name, e.what());
+    return;
+  }
+  // The failed paths that are back are the ones not to fail again.
+  std::vector<MappedDevice::Message> replay;
+  for (MappedDevice::Message& m : md.restore_messages()) {
+    const bool returning = m.args.size() == 2 && m.args[0] == "fail_path" &&
+                           std::find(absent.begin(), absent.end(), m.args[1]) != absent.end();
+    if (!returning) {
+      replay.push_back(std::move(m));
+    }
+  }
+  try {
+    md.suspend(kSuspendNoflush, 30s);
+    md.resume();
+  } catch (const Error& e) {
+    spdlog::error("{}: reloading its table for paths that are back failed: {}", d.name, e.what());
+    md.clear_inactive();
+    return;
+  }
+  for (const MappedDevice::Message& m : replay) {
+    try {
+      md.message(m.sector, m.args);
+    } catch (const Error& e) {
+      spdlog::warn("{}: restoring '{}' failed: {}", d.name, fmt::join(m.args, " "), e.what());
+    }
+  }
+  spdlog::info("{}: table reloaded: {} path(s) that could not be opened at adoption are back ({} still away)",
+               d.name, absent.size() - md.absent_devices().size(), md.absent_devices().size());
 }
 
 unsigned DeviceManager::adopt_devices(std::chrono::milliseconds wait) {

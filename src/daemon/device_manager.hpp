@@ -256,6 +256,12 @@ class DeviceManager {
   // The state writer: records what changes without a verb (the checker's
   // decisions), once a second.
   void state_writer_main();
+  // A device adopted with multipath paths that could not be opened then
+  // (stand-ins) gets its live table reloaded, as multipathd reloads a map,
+  // once they open again: a noflush suspend, the same table, resume, and
+  // the target state replayed. Only on an active device with no staged
+  // table, and never waiting for a verb that holds the device.
+  void revive_absent_paths(Managed& d);
   bool adopt_one(const recovery::DeviceRecord& r, const std::optional<ublk::DevInfo>& info);
   std::string restore(Managed& d, const recovery::DeviceRecord& r);
   void delete_kernel_device(const recovery::Step& s);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "daemon/device_manager.hpp"
 #include "io/fake_backend.hpp"
@@ -438,6 +439,18 @@ TEST_F(DaemonRecoveryTest, AMultipathPathGoneWhileNoDaemonRanIsKeptFailed) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ENOENT);
   }
+  // The path comes back: the state writer's next round reloads the table.
+  storage.add_disk("disk1", 8192);
+  json now;
+  for (int i = 0; i < 50; ++i) {
+    now = call(m, {{"op", "paths"}, {"name", "mp"}})["devices"][0];
+    if (now["valid_paths"] == 2) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(now["valid_paths"], 2) << now.dump();
+  EXPECT_EQ(call(m, {{"op", "info"}, {"name", "mp"}})["devices"][0]["state"], "ACTIVE");
 }
 
 TEST_F(DaemonRecoveryTest, StaleRecordsAreDroppedAndNothingIsAdopted) {

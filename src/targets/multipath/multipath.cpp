@@ -239,6 +239,7 @@ MultipathTarget::MultipathTarget(TargetEnv& env, std::span<const std::string> ar
                      env.device.device_name(), p->given, e.what());
         p->dev = env.opener.open_absent(p->given, env.len);
         absent.push_back(p.get());
+        absent_.push_back(p->given);
       }
       p->index = static_cast<unsigned>(paths_.size());
       p->group = g;

@@ -100,6 +100,7 @@ class MultipathTarget final : public Target {
   std::string status(StatusType type) const override;
   std::string message(std::span<const std::string> args) override;
   std::vector<std::vector<std::string>> restore_messages() const override;
+  std::vector<std::string> absent_devices() const override { return absent_; }
   void iterate_devices(const DeviceVisitor& visit) const override;
 
   MultipathReport report() const;
@@ -190,6 +191,7 @@ class MultipathTarget final : public Target {
   bool queueing_expired_ = false;     // the countdown turned queueing off
   bool registered_ = false;           // with the path checker
   SizeProbe size_probe_ = device_bytes_now;
+  std::vector<std::string> absent_;  // paths built as stand-ins, as given
 };
 
 std::unique_ptr<Target> create_multipath_target(TargetEnv& env, std::span<const std::string> args);

@@ -42,6 +42,10 @@
 #                          NEW_SUM and WR
 # fio_alive                true while the fio_bg fio ($FIO_PID) has not ended
 #                          (a finished one stays a zombie: kill -0 is not enough)
+# sd_delay JIFFIES         scsi_debug's command delay (default 1); set it
+#                          before any I/O (refused while commands are queued)
+# mp_status_norm NAME      `ubdmsetup status NAME` with each path's fail count
+#                          replaced by "-" (a count need not survive a restart)
 # scsi_debug_add_host      add a third host (another path to the LUN); prints
 #                          its /dev/sdX; remove it with scsi_debug_remove_host
 
@@ -175,6 +179,14 @@ expect_done() { # PID SECS WHAT
 }
 
 fio_alive() { kill -0 "$FIO_PID" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$FIO_PID/stat" 2>/dev/null)" != Z ]; }
+
+sd_delay() {
+  echo "$1" >/sys/bus/pseudo/drivers/scsi_debug/delay || die "cannot set scsi_debug delay=$1"
+}
+
+mp_status_norm() {
+  ubdmsetup status "$1" | awk '{ for (i = 1; i < NF - 1; i++) if ($i ~ /^[0-9]+:[0-9]+$/) $(i + 2) = "-"; print }'
+}
 
 SD_ADD_HOST=/sys/bus/pseudo/drivers/scsi_debug/add_host
 scsi_debug_add_host() {

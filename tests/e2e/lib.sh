@@ -441,11 +441,12 @@ path_state() { cat "/sys/block/${1#/dev/}/device/state"; }
 
 dev_sectors() { blockdev --getsz "$1"; }   # size in 512-byte sectors
 
-# sys_block DEV: /sys/block/<name> of DEV (a node or a link to one).
+# sys_block DEV: the sysfs directory of block device DEV (a node, or a link
+# to one): /sys/dev/block/MAJ:MIN (dmsetup's /dev/mapper nodes are no links).
 sys_block() {
-  local d
-  d=$(readlink -f "$1") || return 1
-  echo "/sys/block/${d#/dev/}"
+  local hex
+  hex=$(stat -L -c '%t:%T' "$1") || return 1
+  echo "/sys/dev/block/$((0x${hex%%:*})):$((0x${hex##*:}))"
 }
 # inflight DEV: reads + writes the block layer has started and not ended.
 inflight() { awk '{ print $1 + $2 }' "$(sys_block "$1")/inflight"; }

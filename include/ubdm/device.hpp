@@ -80,6 +80,14 @@ class MappedDevice final : public DeviceContext {
   // polled every 100 ms while waiting), likewise with Error(ECANCELED).
   void suspend(unsigned flags, std::chrono::milliseconds timeout, const CancelCheck& cancelled = {});
 
+  // For a process about to exit and leave the device to its next server:
+  // begin a noflush suspend (I/O at the disks completes, the rest is held)
+  // and wait up to `timeout` for the drain. Returns whether it drained.
+  // Never undoes the suspend, since an interrupted noflush suspend fails
+  // I/O that asks to be requeued: the device stays suspending or suspended,
+  // and only the process's exit may follow.
+  bool drain_for_exit(std::chrono::milliseconds timeout);
+
   // Non-blocking steps of the same, for callers that drive the queues
   // themselves (tests, the single-threaded test frontend).
   // begin_suspend: set the noflush flag (before presuspend, as dm does),
@@ -104,6 +112,13 @@ class MappedDevice final : public DeviceContext {
   // Send a message to the target at `sector`.
   std::string message(sector_t sector, const std::vector<std::string>& args);
   std::vector<std::string> status_lines(StatusType type, bool inactive = false) const;
+  // The live targets' restore messages (Target::restore_messages), each
+  // with its target's first sector, for message() on a rebuilt device.
+  struct Message {
+    sector_t sector = 0;
+    std::vector<std::string> args;
+  };
+  std::vector<Message> restore_messages() const;
   DeviceInfo info() const;
   std::uint64_t event_nr() const { return event_nr_.load(std::memory_order_acquire); }
   // Wait until event_nr() != `seen` or the timeout passes; returns event_nr().

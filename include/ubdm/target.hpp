@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <type_traits>
 
@@ -218,6 +219,12 @@ class Target {
   // Optional. Handle a message; returns text for the caller (may be empty) or
   // throws ubdm::Error. Control thread.
   virtual std::string message(std::span<const std::string> args);
+
+  // Optional. The messages that bring a target freshly built from the same
+  // table line to this one's operator-visible state (a restarted daemon
+  // replays them, in order, on an active device). Empty for targets whose
+  // state is all in their table. Control thread.
+  virtual std::vector<std::vector<std::string>> restore_messages() const { return {}; }
 
   // Optional. Adjust the stacked limits (dm's io_hints), e.g. striped sets
   // io_min to the chunk and io_opt to a full stripe. Control thread.

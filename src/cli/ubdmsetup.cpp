@@ -201,7 +201,7 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     if (given("timeout")) {
       req["timeout_ms"] = timeout_ms(a.timeout);
     }
-  } else if (verb == "remove") {
+  } else if (verb == "remove" || verb == "remove_all") {
     req["force"] = a.force;
   } else if (verb == "table" || verb == "status") {
     req["inactive"] = a.inactive;
@@ -364,6 +364,9 @@ int run(int argc, char** argv) {
   auto* remove = add_verb("remove");
   remove->add_flag("-f,--force", a.force, "replace the table with error targets first, failing parked I/O");
   name_arg(remove, true);
+
+  add_verb("remove_all")
+      ->add_flag("-f,--force", a.force, "remove devices in use too, failing their parked I/O");
 
   name_arg(add_verb("info"), false);
 

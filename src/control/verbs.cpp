@@ -58,6 +58,8 @@ constexpr std::array kVerbs{
              Locking::kChange, {}, "device: DeviceInfo"},
     VerbSpec{"remove", "remove a device (refused while it is in use, unless forced)", Scope::kDevice,
              Locking::kLifecycle, kRemoveArgs, "{}"},
+    VerbSpec{"remove_all", "remove every device (those in use stay, unless forced)", Scope::kDaemon,
+             Locking::kLifecycle, kRemoveArgs, "removed: [string] (an error names the devices left)"},
     VerbSpec{"info", "device information", Scope::kDeviceOrAll, Locking::kRead, {},
              "devices: [DeviceInfo]"},
     VerbSpec{"table", "the table lines", Scope::kDeviceOrAll, Locking::kRead, kLinesArgs,

@@ -244,6 +244,19 @@ void MappedDevice::suspend(unsigned flags, std::chrono::milliseconds timeout, co
   finish_suspend();
 }
 
+bool MappedDevice::drain_for_exit(std::chrono::milliseconds timeout) {
+  begin_suspend(kSuspendNoflush);
+  bool drained = false;
+  {
+    std::unique_lock lock(drain_mutex_);
+    drained = drain_cv_.wait_for(lock, timeout, [this] { return suspend_drained(); });
+  }
+  if (drained) {
+    finish_suspend();
+  }
+  return drained;
+}
+
 // ---------------------------------------------------------------------------
 // Resume
 
@@ -301,6 +314,19 @@ std::string MappedDevice::message(sector_t sector, const std::vector<std::string
     fail_invalid("sector {} is beyond the end of the device ({} sectors)", sector, live->size());
   }
   return t->message(args);
+}
+
+std::vector<MappedDevice::Message> MappedDevice::restore_messages() const {
+  std::vector<Message> out;
+  if (const TablePtr live = live_table()) {
+    for (std::size_t i = 0; i < live->target_count(); ++i) {
+      const Target& t = live->target(i);
+      for (std::vector<std::string>& args : t.restore_messages()) {
+        out.push_back(Message{t.start(), std::move(args)});
+      }
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> MappedDevice::status_lines(StatusType type, bool inactive) const {

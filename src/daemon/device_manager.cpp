@@ -2,12 +2,15 @@
 #include "daemon/device_manager.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -66,7 +69,61 @@ unsigned default_queue_count() {
   return std::min(cpus, 4U);
 }
 
+// Runs every job on a thread of its own and waits up to `wait` for them
+// all, so that one device whose disks hang delays neither the others nor
+// the caller beyond `wait`; jobs still running then go on in the
+// background (what they use must outlive them). Returns how many jobs
+// returned true within the wait, and how many were still running.
+struct Outcome {
+  unsigned succeeded = 0;
+  std::size_t running = 0;
+};
+Outcome run_each_on_a_thread(std::vector<std::function<bool()>> jobs, std::chrono::milliseconds wait) {
+  struct Progress {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t pending = 0;
+    unsigned succeeded = 0;
+  };
+  auto progress = std::make_shared<Progress>();
+  progress->pending = jobs.size();
+  for (auto& job : jobs) {
+    std::thread([progress, job = std::move(job)] {
+      bool ok = false;
+      try {
+        ok = job();
+      } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+      }
+      std::lock_guard lock(progress->mu);
+      --progress->pending;
+      progress->succeeded += ok ? 1 : 0;
+      progress->cv.notify_all();
+    }).detach();
+  }
+  std::unique_lock lock(progress->mu);
+  progress->cv.wait_for(lock, wait, [&] { return progress->pending == 0; });
+  return Outcome{progress->succeeded, progress->pending};
+}
+
+recovery::DeviceRecord::Phase record_phase(std::uint8_t phase) {
+  switch (phase) {
+    case 0: return recovery::DeviceRecord::Phase::kCreating;
+    case 1: return recovery::DeviceRecord::Phase::kLive;
+    default: return recovery::DeviceRecord::Phase::kRemoving;
+  }
+}
+
 }  // namespace
+
+void crash_point(const char* point) {
+  static const char* const wanted = std::getenv("UBDMD_CRASH_AT");
+  if (wanted != nullptr && std::strcmp(wanted, point) == 0) {
+    spdlog::critical("UBDMD_CRASH_AT={}: killing this process (a test's crash)", point);
+    spdlog::default_logger()->flush();
+    ::kill(::getpid(), SIGKILL);
+  }
+}
 
 void validate_name(const std::string& name) {
   if (name.empty()) {
@@ -87,7 +144,7 @@ void validate_name(const std::string& name) {
 }
 
 DeviceManager::DeviceManager(DaemonConfig config, DeviceOpener& opener, ublk::Control* control)
-    : config_(std::move(config)), opener_(opener), control_(control) {
+    : config_(std::move(config)), opener_(opener), control_(control), state_(config_.state_dir) {
   if (config_.default_queues == 0) {
     config_.default_queues = default_queue_count();
   }
@@ -100,9 +157,23 @@ DeviceManager::DeviceManager(DaemonConfig config, DeviceOpener& opener, ublk::Co
       throw std::logic_error(fmt::format("verb '{}' has no handler", v.name));
     }
   }
+  if (state_.enabled()) {
+    writer_ = std::thread([this] { state_writer_main(); });
+  }
 }
 
 DeviceManager::~DeviceManager() { shutdown(); }
+
+void DeviceManager::begin_shutdown() {
+  {
+    std::lock_guard lock(writer_mutex_);
+    shutting_down_ = true;
+  }
+  writer_cv_.notify_all();
+  if (writer_.joinable() && writer_.get_id() != std::this_thread::get_id()) {
+    writer_.join();
+  }
+}
 
 const DeviceManager::Handlers& DeviceManager::handlers_for(std::string_view verb) {
   static const std::map<std::string_view, Handlers> kHandlers = {
@@ -111,6 +182,7 @@ const DeviceManager::Handlers& DeviceManager::handlers_for(std::string_view verb
       {"ls", {&DeviceManager::do_ls, nullptr}},
       {"create", {&DeviceManager::do_create, nullptr}},
       {"remove", {&DeviceManager::do_remove, nullptr}},
+      {"remove_all", {&DeviceManager::do_remove_all, nullptr}},
       {"load", {nullptr, &DeviceManager::do_load}},
       {"clear", {nullptr, &DeviceManager::do_clear}},
       {"suspend", {nullptr, &DeviceManager::do_suspend}},
@@ -317,8 +389,30 @@ json DeviceManager::do_remove(const Call& c) {
   return json::object();
 }
 
+json DeviceManager::do_remove_all(const Call& c) {
+  const bool force = optional_arg<bool>(c.req, "force").value_or(false);
+  json removed = json::array();
+  std::vector<std::string> left;
+  for (const ManagedPtr& d : all_live()) {
+    try {
+      remove(d->name, force, c.cancelled);
+      removed.push_back(d->name);
+    } catch (const Error& e) {
+      if (e.code() == ENXIO) {
+        continue;  // removed meanwhile by someone else
+      }
+      left.push_back(fmt::format("{} ({})", d->name, e.what()));
+    }
+  }
+  if (!left.empty()) {
+    fail(EBUSY, "{} device(s) not removed: {}", left.size(), fmt::join(left, "; "));
+  }
+  return {{"removed", removed}};
+}
+
 json DeviceManager::do_load(const Call& c, Managed& d) {
-  const std::vector<TableLine> lines = parse_table_text(c.req.at("table").get<std::string>());
+  const std::string text = c.req.at("table").get<std::string>();
+  const std::vector<TableLine> lines = parse_table_text(text);
   const sector_t size = table_size(lines);
   if (d.kernel && size != d.mapped->size_sectors()) {
     // ublk on 6.12 has no UPDATE_SIZE: the disk size is fixed at START_DEV.
@@ -332,11 +426,21 @@ json DeviceManager::do_load(const Call& c, Managed& d) {
     check = [&d](const Table& t) { ublk::check_table_fits(d.kernel->params(), t.io_limits(), d.kernel->block_path()); };
   }
   d.mapped->load(lines, check);
+  {
+    std::lock_guard lock(d.state_mutex);
+    d.inactive_text = text;
+  }
+  note_change(d);
   return {{"device", info_of(d)}};
 }
 
 json DeviceManager::do_clear(const Call&, Managed& d) {
   d.mapped->clear_inactive();
+  {
+    std::lock_guard lock(d.state_mutex);
+    d.inactive_text.reset();
+  }
+  note_change(d);
   return {{"device", info_of(d)}};
 }
 
@@ -351,19 +455,47 @@ json DeviceManager::do_suspend(const Call& c, Managed& d) {
     return d.cancel_wait.load() || shutting_down_.load() || (c.cancelled && c.cancelled());
   };
   d.mapped->suspend(noflush ? static_cast<unsigned>(kSuspendNoflush) : 0U, timeout, cancelled);
+  {
+    std::lock_guard lock(d.state_mutex);
+    d.noflush = noflush;
+  }
+  note_change(d);
   spdlog::info("{}: suspended{}", d.name, noflush ? " (noflush)" : "");
   return {{"device", info_of(d)}};
 }
 
 json DeviceManager::do_resume(const Call&, Managed& d) {
-  d.mapped->resume();
+  const TablePtr before = d.mapped->live_table();
+  // The record follows the tables whether or not the resume got through
+  // (a failing preresume leaves the swapped-in table live, suspended).
+  const auto record_tables = [&] {
+    {
+      std::lock_guard lock(d.state_mutex);
+      if (d.mapped->live_table() != before && d.inactive_text) {
+        d.live_text = *d.inactive_text;
+      }
+      if (!d.mapped->inactive_table()) {
+        d.inactive_text.reset();
+      }
+    }
+    note_change(d);
+  };
+  try {
+    d.mapped->resume();
+  } catch (...) {
+    record_tables();
+    throw;
+  }
+  record_tables();
   spdlog::info("{}: resumed", d.name);
   return {{"device", info_of(d)}};
 }
 
 json DeviceManager::do_message(const Call& c, Managed& d) {
   const auto args = c.req.at("args").get<std::vector<std::string>>();
-  return {{"reply", d.mapped->message(c.req.at("sector").get<std::uint64_t>(), args)}};
+  json reply = {{"reply", d.mapped->message(c.req.at("sector").get<std::uint64_t>(), args)}};
+  note_change(d);
+  return reply;
 }
 
 json DeviceManager::do_info(const Call&, Managed& d) { return info_of(d); }
@@ -444,6 +576,7 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
   }
   try {
     d->poll_usec = poll_usec;
+    d->live_text = table;
     d->mapped = std::make_unique<MappedDevice>(name, cfg, opener_);
     d->mapped->load_text(table);
     d->mapped->resume();
@@ -453,7 +586,17 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
       kopts.poll_usec = poll_usec;
       kopts.before_start = [this, name](std::uint32_t id) { publish_name(name, id); };
       d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
-      d->kernel->start();
+      // Recorded as soon as the kernel device exists: a crash from here on
+      // leaves a record that tells the next ubdmd what the device is.
+      d->kernel->start([this, &d](std::uint32_t id) {
+        {
+          std::lock_guard lock(d->state_mutex);
+          d->ublk_id = id;
+        }
+        save_state(*d);
+        crash_point("create-after-add");
+      });
+      crash_point("create-after-start");
       make_link(name, *d);
     }
     if (shutting_down_) {
@@ -464,10 +607,15 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
     remove_link(name);
     d->kernel.reset();
     d->mapped.reset();
+    drop_state(*d);
     forget(d);
     throw;
   }
   d->phase = Phase::kLive;
+  {
+    std::shared_lock lock(d->life_mutex);
+    note_change(*d);
+  }
   spdlog::info("{}: created ({} sectors, {} queue(s) x {}){}", name, d->mapped->size_sectors(), cfg.nr_queues,
                cfg.queue_depth, d->kernel ? " as " + d->kernel->block_path() : "");
   std::shared_lock lock(d->life_mutex);
@@ -531,6 +679,8 @@ int DeviceManager::claim_unused(Managed& d) const {
 
 void DeviceManager::stop_and_destroy(Managed& d, int claim_fd) {
   d.phase = Phase::kRemoving;
+  // A crash from here on leaves a record that says to finish the removal.
+  note_change(d);
   remove_link(d.name);
   if (claim_fd >= 0) {
     // Write back what the page cache still holds for the disk while the
@@ -540,6 +690,7 @@ void DeviceManager::stop_and_destroy(Managed& d, int claim_fd) {
     }
   }
   const auto release_claim = [&claim_fd] {
+    crash_point("remove-after-stop");
     if (claim_fd >= 0) {
       ::close(claim_fd);
       claim_fd = -1;
@@ -554,6 +705,7 @@ void DeviceManager::stop_and_destroy(Managed& d, int claim_fd) {
   // Readers hold life_mutex shared; wait for them before freeing.
   std::unique_lock lock(d.life_mutex);
   d.kernel.reset();
+  drop_state(d);
   d.mapped.reset();
 }
 
@@ -714,43 +866,342 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
   }
   std::sort(files.begin(), files.end());
 
-  // One thread per map, so that a map whose disk hangs delays neither the
-  // others nor the daemon's readiness beyond `wait`. The state is shared
-  // with the threads, which may outlive this call.
-  struct Progress {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::size_t pending = 0;
-    unsigned created = 0;
-  };
-  auto progress = std::make_shared<Progress>();
-  progress->pending = files.size();
+  std::vector<std::function<bool()>> jobs;
   for (const fs::path& f : files) {
     const std::string name = f.stem().string();
+    {
+      std::lock_guard lock(mutex_);
+      if (devices_.count(name) != 0) {
+        spdlog::info("{}: already there (adopted), so {} is not created again", name, f.string());
+        continue;
+      }
+    }
     std::ifstream in(f);
     std::stringstream text;
     text << in.rdbuf();
-    std::thread([this, progress, name, file = f.string(), table = text.str()] {
-      bool ok = false;
+    jobs.push_back([this, name, file = f.string(), table = text.str()] {
       try {
         create(name, table, CreateOptions{});
-        ok = true;
+        return true;
       } catch (const std::exception& e) {
         spdlog::error("{}: persistent map {} not created: {}", name, file, e.what());
+        return false;
       }
-      std::lock_guard lock(progress->mu);
-      --progress->pending;
-      progress->created += ok ? 1 : 0;
-      progress->cv.notify_all();
-    }).detach();
+    });
   }
-  std::unique_lock lock(progress->mu);
-  if (!progress->cv.wait_for(lock, wait, [&] { return progress->pending == 0; })) {
+  const Outcome o = run_each_on_a_thread(std::move(jobs), wait);
+  if (o.running > 0) {
     spdlog::warn("{} persistent map(s) still being created after {} ms (their disks do not answer); "
                  "they will appear when done",
-                 progress->pending, wait.count());
+                 o.running, wait.count());
   }
-  return progress->created;
+  return o.succeeded;
+}
+
+// ---------------------------------------------------------------------------
+// Recovery: records, adoption, the stop that leaves devices to the kernel
+
+recovery::DeviceRecord DeviceManager::record_of(Managed& d) const {
+  recovery::DeviceRecord r;
+  r.name = d.name;
+  r.phase = record_phase(static_cast<std::uint8_t>(d.phase.load()));
+  r.ublk_id = d.ublk_id;
+  r.queues = d.mapped->nr_queues();
+  r.depth = d.mapped->config().queue_depth;
+  r.poll_usec = d.poll_usec;
+  r.max_io_bytes = config_.max_io_bytes;
+  r.live_table = d.live_text;
+  r.inactive_table = d.inactive_text;
+  const DeviceInfo i = d.mapped->info();
+  // Without a live table (one that could not be rebuilt) the device is
+  // suspended only for want of it: not an operator's suspend to restore.
+  r.suspended = i.state == DeviceState::kSuspended && i.live_table;
+  r.noflush = r.suspended && d.noflush;
+  r.messages = d.mapped->restore_messages();
+  return r;
+}
+
+void DeviceManager::save_state(Managed& d) {
+  if (!state_.enabled()) {
+    return;
+  }
+  std::lock_guard lock(d.state_mutex);
+  if (d.state_dropped || !d.mapped) {
+    return;
+  }
+  const recovery::DeviceRecord r = record_of(d);
+  std::string text = recovery::to_json(r).dump();
+  if (text == d.saved) {
+    return;
+  }
+  state_.save(r);
+  d.saved = std::move(text);
+}
+
+void DeviceManager::note_change(Managed& d) {
+  try {
+    save_state(d);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: cannot record its state: {} (a restart of ubdmd would not restore the last change)",
+                  d.name, e.what());
+  }
+}
+
+void DeviceManager::drop_state(Managed& d) {
+  std::lock_guard lock(d.state_mutex);
+  d.state_dropped = true;
+  try {
+    state_.erase(d.name);
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", d.name, e.what());
+  }
+}
+
+void DeviceManager::state_writer_main() {
+  // Verbs record their own changes at once; this catches what changes
+  // without one (the checker failing or reinstating a path, no_path_retry
+  // running out), within a second.
+  std::unique_lock lock(writer_mutex_);
+  for (;;) {
+    writer_cv_.wait_for(lock, 1s, [this] { return shutting_down_.load(); });
+    if (shutting_down_) {
+      return;
+    }
+    lock.unlock();
+    for (const ManagedPtr& d : all_live()) {
+      std::shared_lock life(d->life_mutex);
+      if (d->phase.load() == Phase::kLive && !shutting_down_) {
+        note_change(*d);
+      }
+    }
+    lock.lock();
+  }
+}
+
+unsigned DeviceManager::adopt_devices(std::chrono::milliseconds wait) {
+  std::vector<ublk::DevInfo> kernel;
+  if (control_ != nullptr) {
+    for (const std::uint32_t id : ublk::Control::device_ids()) {
+      try {
+        kernel.push_back(control_->get_dev_info(id));
+      } catch (const Error& e) {
+        spdlog::warn("ublk device {}: {}", id, e.what());
+      }
+    }
+  }
+  return adopt_devices(kernel, wait);
+}
+
+unsigned DeviceManager::adopt_devices(const std::vector<ublk::DevInfo>& kernel, std::chrono::milliseconds wait) {
+  const recovery::StateStore::Loaded loaded = state_.load_all();
+  for (const std::string& p : loaded.problems) {
+    spdlog::error("state {}", p);
+  }
+  const auto alive = [](pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; };
+  const std::vector<recovery::Step> steps =
+      recovery::plan_adoption(loaded.records, kernel, loaded.unreadable_ids, alive, ::getpid());
+  for (const recovery::Step& s : steps) {
+    if (s.action == recovery::Step::Action::kRefuse) {
+      fail(EBUSY, "{}: {}", s.record->name, s.why);
+    }
+  }
+  std::vector<std::function<bool()>> jobs;
+  for (const recovery::Step& s : steps) {
+    const std::string what = s.record ? s.record->name : fmt::format("ublk device {}", s.device->dev_id);
+    switch (s.action) {
+      case recovery::Step::Action::kAdopt:
+        jobs.push_back([this, s] { return adopt_one(*s.record, s.device); });
+        break;
+      case recovery::Step::Action::kFinishRemove:
+      case recovery::Step::Action::kDeleteDevice:
+        spdlog::warn("{}: {}: deleting it", what, s.why);
+        jobs.push_back([this, s] {
+          delete_kernel_device(s);
+          return false;
+        });
+        break;
+      case recovery::Step::Action::kDropRecord:
+        spdlog::warn("{}: {}: its state is dropped", what, s.why);
+        try {
+          state_.erase(s.record->name);
+        } catch (const std::exception& e) {
+          spdlog::error("{}: {}", what, e.what());
+        }
+        break;
+      case recovery::Step::Action::kRefuse:
+        break;
+    }
+  }
+  const Outcome o = run_each_on_a_thread(std::move(jobs), wait);
+  if (o.running > 0) {
+    spdlog::warn("{} device(s) still being taken over after {} ms; they will be served when done", o.running,
+                 wait.count());
+  }
+  return o.succeeded;
+}
+
+bool DeviceManager::adopt_one(const recovery::DeviceRecord& r, const std::optional<ublk::DevInfo>& info) {
+  auto d = std::make_shared<Managed>(r.name);
+  {
+    std::lock_guard lock(mutex_);
+    if (!devices_.emplace(r.name, d).second) {
+      spdlog::error("{}: a device of that name exists already; ublk device {} is not adopted", r.name, r.ublk_id);
+      return false;
+    }
+  }
+  std::string restored;
+  try {
+    d->poll_usec = r.poll_usec;
+    {
+      std::lock_guard lock(d->state_mutex);
+      d->ublk_id = r.ublk_id;
+      d->live_text = r.live_table;
+      d->inactive_text = r.inactive_table;
+      d->noflush = r.noflush;
+    }
+    // The kernel's queue layout is the truth; the record's must agree.
+    DeviceConfig cfg;
+    cfg.nr_queues = info ? info->nr_hw_queues : r.queues;
+    cfg.queue_depth = info ? info->queue_depth : r.depth;
+    d->mapped = std::make_unique<MappedDevice>(r.name, cfg, opener_);
+    if (control_ != nullptr && info) {
+      ublk::DeviceOptions kopts;
+      kopts.max_io_bytes = info->max_io_buf_bytes;
+      kopts.poll_usec = r.poll_usec;
+      d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
+      // The tables are built once the kernel has let the old server go: its
+      // exclusive claims on the table's disks are released by then.
+      d->kernel->adopt(*info, 30s, [&] { restored = restore(*d, r); });
+      publish_name(r.name, info->dev_id);
+      make_link(r.name, *d);
+    } else {
+      restored = restore(*d, r);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}: cannot adopt ublk device {}: {}; its I/O waits: start ubdmd again to retry", r.name,
+                  r.ublk_id, e.what());
+    d->kernel.reset();
+    d->mapped.reset();
+    forget(d);
+    return false;
+  }
+  d->phase = Phase::kLive;
+  {
+    std::shared_lock lock(d->life_mutex);
+    note_change(*d);
+  }
+  spdlog::info("{}: adopted ublk device {} ({}): {}", r.name, r.ublk_id,
+               r.phase == recovery::DeviceRecord::Phase::kCreating ? "its create is finished" : "restored",
+               restored);
+  return true;
+}
+
+std::string DeviceManager::restore(Managed& d, const recovery::DeviceRecord& r) {
+  MappedDevice& md = *d.mapped;
+  std::vector<std::string> notes;
+  bool live = false;
+  try {
+    md.load_text(r.live_table);
+    md.resume();
+    live = true;
+    notes.push_back(fmt::format("live table ({} target(s))", md.info().target_count));
+  } catch (const Error& e) {
+    // Held, not failed: the operator loads a table that can be built (a
+    // path under its new name) and resumes, or removes the device.
+    spdlog::error("{}: cannot rebuild its live table ({}): its I/O is held; load a table and resume it, or "
+                  "remove it",
+                  d.name, e.what());
+    notes.emplace_back("no live table: I/O held");
+  }
+  if (live) {
+    unsigned replayed = 0;
+    for (const MappedDevice::Message& m : r.messages) {
+      try {
+        md.message(m.sector, m.args);
+        ++replayed;
+      } catch (const Error& e) {
+        spdlog::warn("{}: restoring '{}' failed: {}", d.name, fmt::join(m.args, " "), e.what());
+      }
+    }
+    if (!r.messages.empty()) {
+      notes.push_back(fmt::format("{} of {} message(s) replayed", replayed, r.messages.size()));
+    }
+    if (r.suspended) {
+      // No I/O reaches the device before the queues start: this is at once.
+      md.suspend(r.noflush ? static_cast<unsigned>(kSuspendNoflush) : 0U, 10s);
+      notes.emplace_back(r.noflush ? "suspended (noflush)" : "suspended");
+    }
+  }
+  if (r.inactive_table) {
+    try {
+      md.load_text(*r.inactive_table);
+      notes.emplace_back("inactive table");
+    } catch (const Error& e) {
+      spdlog::error("{}: cannot rebuild its inactive table ({}): it is dropped", d.name, e.what());
+      std::lock_guard lock(d.state_mutex);
+      d.inactive_text.reset();
+    }
+  }
+  notes.push_back(fmt::format("{} queue(s) x {}, poll {} us", md.nr_queues(), md.config().queue_depth, r.poll_usec));
+  return fmt::format("{}", fmt::join(notes, ", "));
+}
+
+void DeviceManager::delete_kernel_device(const recovery::Step& s) {
+  if (s.record) {
+    remove_link(s.record->name);
+  }
+  if (control_ != nullptr && s.device) {
+    const std::uint32_t id = s.device->dev_id;
+    try {
+      // STOP_DEV fails what the kernel holds for the device and removes its
+      // disk; a device never started has none.
+      if (s.device->state != ublk::kStateDead) {
+        control_->stop_dev(id);
+      }
+      control_->del_dev(id);
+      spdlog::info("ublk device {} deleted", id);
+    } catch (const Error& e) {
+      spdlog::error("ublk device {}: {}", id, e.what());
+    }
+  }
+  if (s.record) {
+    try {
+      state_.erase(s.record->name);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", s.record->name, e.what());
+    }
+  }
+}
+
+void DeviceManager::leave_for_restart(std::chrono::milliseconds deadline) {
+  begin_shutdown();
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  std::vector<std::function<bool()>> jobs;
+  for (const ManagedPtr& d : all_live()) {
+    jobs.push_back([this, d, until] {
+      if (!d->kernel || !d->kernel->survives_exit()) {
+        spdlog::warn("{}: its ublk device cannot outlive ubdmd (no USER_RECOVERY): removing it", d->name);
+        return shutdown_one(d, until);
+      }
+      d->cancel_wait = true;  // a waiting suspend gives up
+      const std::lock_guard lock(d->op_mutex);
+      MappedDevice& md = *d->mapped;
+      if (md.info().state != DeviceState::kActive) {
+        spdlog::info("{}: suspended; left to the kernel for the next ubdmd", d->name);
+        return true;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (md.drain_for_exit(std::max(left, std::chrono::milliseconds(1)))) {
+        spdlog::info("{}: drained; left to the kernel for the next ubdmd", d->name);
+      } else {
+        spdlog::error("{}: I/O does not drain within the stop timeout; left to the kernel as it is for the next "
+                      "ubdmd",
+                      d->name);
+      }
+      return true;
+    });
+  }
+  run_each_on_a_thread(std::move(jobs), deadline + 1s);
 }
 
 bool DeviceManager::shutdown_one(const ManagedPtr& d, std::chrono::steady_clock::time_point until) {
@@ -796,7 +1247,7 @@ bool DeviceManager::shutdown_one(const ManagedPtr& d, std::chrono::steady_clock:
 }
 
 std::vector<std::string> DeviceManager::shutdown(std::chrono::milliseconds deadline) {
-  shutting_down_ = true;
+  begin_shutdown();
   const auto until = std::chrono::steady_clock::now() + deadline;
   // Devices are removed in parallel, each on its own thread: one whose
   // kernel device is stuck does not hold up the others.

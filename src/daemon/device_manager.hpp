@@ -20,10 +20,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "recovery/adoption.hpp"
+#include "recovery/state.hpp"
 #include "ubdm/device.hpp"
 #include "ubdm/io.hpp"
 #include "ublk/control.hpp"
@@ -44,6 +47,9 @@ struct DaemonConfig {
   // longer than this.
   unsigned default_poll_usec = 50;
   std::uint32_t max_io_bytes = 512 * 1024;
+  // Recovery records (recovery/state.hpp), one per device; "" keeps none
+  // (ubdmd passes --state-dir, default /run/ubdm/devices).
+  std::string state_dir;
 };
 
 extern const char* const kDaemonVersion;
@@ -85,9 +91,33 @@ class DeviceManager {
   // Returns how many were created within the wait.
   unsigned load_persistent_maps(std::chrono::milliseconds wait = std::chrono::seconds(30));
 
-  // Refuse new verbs and end pending `wait`s; call before stopping the
-  // control server so that its connection threads can finish.
-  void begin_shutdown() { shutting_down_ = true; }
+  // Take over what the last ubdmd left (recovery/adoption.hpp): adopt its
+  // devices with their tables, suspend state, messages and options, and
+  // finish or undo what it left half-done. Call before serving clients and
+  // before load_persistent_maps (whose names, once adopted, are skipped).
+  // Each device is handled on a thread of its own; waits up to `wait` for
+  // all of them. Throws Error(EBUSY), changing nothing, if another live
+  // server holds one of the devices. Returns the number adopted.
+  unsigned adopt_devices(std::chrono::milliseconds wait = std::chrono::seconds(60));
+  // The same over a given list of kernel devices (GET_DEV_INFO results);
+  // with no Control (tests) an adopted device gets no kernel side.
+  unsigned adopt_devices(const std::vector<ublk::DevInfo>& kernel, std::chrono::milliseconds wait);
+
+  // Refuse new verbs, end pending `wait`s and stop the state writer; call
+  // before stopping the control server so that its connection threads can
+  // finish, and before shutdown() or leave_for_restart().
+  void begin_shutdown();
+
+  // The stop that keeps devices (ubdmd's default): every device that can
+  // outlive the process (ublk::Device::survives_exit) is drained with a
+  // noflush suspend, so that I/O at its disks completes and the rest stays
+  // held, within `deadline`; one that does not drain is left as it is. The
+  // kernel then holds their I/O for the next ubdmd, which reissues it. The
+  // state records stay as the operator left them (this suspend is not
+  // recorded). Devices that cannot outlive the process are removed as by
+  // shutdown(). The caller must then exit the process without destroying
+  // this object (its devices must not be stopped).
+  void leave_for_restart(std::chrono::milliseconds deadline);
 
   // Remove every device (daemon shutdown), all at once, within `deadline`.
   // A suspended device is resumed on its live table (a staged inactive
@@ -135,6 +165,16 @@ class DeviceManager {
     // Raised by a forced remove or by shutdown: a suspend waiting on this
     // device gives up, so that they get op_mutex.
     std::atomic<bool> cancel_wait{false};
+    // What the recovery record keeps beyond the objects above: the table
+    // texts as given and how the device was suspended. Guarded by
+    // state_mutex, which also serialises writes of the record.
+    std::mutex state_mutex;
+    std::int64_t ublk_id = -1;
+    std::string live_text;
+    std::optional<std::string> inactive_text;
+    bool noflush = false;
+    std::string saved;           // the record last written, serialised
+    bool state_dropped = false;  // erased at removal: write no more
   };
   using ManagedPtr = std::shared_ptr<Managed>;
 
@@ -164,6 +204,7 @@ class DeviceManager {
   nlohmann::json do_ls(const Call& c);
   nlohmann::json do_create(const Call& c);
   nlohmann::json do_remove(const Call& c);
+  nlohmann::json do_remove_all(const Call& c);
   nlohmann::json do_load(const Call& c, Managed& d);
   nlohmann::json do_clear(const Call& c, Managed& d);
   nlohmann::json do_suspend(const Call& c, Managed& d);
@@ -205,13 +246,37 @@ class DeviceManager {
   bool shutdown_one(const ManagedPtr& d, std::chrono::steady_clock::time_point until);
   void forget(const ManagedPtr& d);
 
+  // Recovery records. save_state writes d's record if it changed (throws on
+  // failure); note_change does the same after a verb, logging a failure
+  // instead (the change itself is done). drop_state erases it for good.
+  recovery::DeviceRecord record_of(Managed& d) const;
+  void save_state(Managed& d);
+  void note_change(Managed& d);
+  void drop_state(Managed& d);
+  // The state writer: records what changes without a verb (the checker's
+  // decisions), once a second.
+  void state_writer_main();
+  bool adopt_one(const recovery::DeviceRecord& r, const std::optional<ublk::DevInfo>& info);
+  std::string restore(Managed& d, const recovery::DeviceRecord& r);
+  void delete_kernel_device(const recovery::Step& s);
+
   DaemonConfig config_;
   DeviceOpener& opener_;
   ublk::Control* control_;
   mutable std::mutex mutex_;  // guards devices_ only; see the class comment
   std::map<std::string, ManagedPtr> devices_;
   std::atomic<bool> shutting_down_{false};
+  recovery::StateStore state_;
+  std::mutex writer_mutex_;
+  std::condition_variable writer_cv_;
+  std::thread writer_;
 };
+
+// Test hook: if the environment variable UBDMD_CRASH_AT names `point`, the
+// process kills itself with SIGKILL there (the e2e tests' crash in the
+// middle of create or remove). Points: create-after-add, create-after-start,
+// remove-after-stop.
+void crash_point(const char* point);
 
 // Check a device name: 1..127 printable characters, no '/', not "." or "..".
 void validate_name(const std::string& name);

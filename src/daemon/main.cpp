@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 // ubdmd: serves device-mapper tables as ublk block devices.
 //
-//   ubdmd [--socket PATH] [--config DIR] [--log-level L] [--foreground]
-//         [--group NAME] [--queues N] [--depth N] [--poll-usec N]
-//         [--stop-timeout S] [--map-wait S] [--no-kernel]
+//   ubdmd [--socket PATH] [--config DIR] [--state-dir DIR] [--log-level L]
+//         [--foreground] [--group NAME] [--queues N] [--depth N]
+//         [--poll-usec N] [--on-stop keep|remove] [--stop-timeout S]
+//         [--map-wait S] [--no-kernel]
+//
+// Devices outlive the process: a crash or a stop leaves them to the kernel,
+// and the next ubdmd adopts them from --state-dir (docs/architecture.md,
+// "Recovery").
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -11,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <chrono>
@@ -22,6 +28,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 
 #include "control/protocol.hpp"
@@ -38,6 +45,8 @@ using namespace ubdm;
 struct Options {
   std::string socket = control::kDefaultSocketPath;
   std::string config_dir = "/etc/ubdm";
+  std::string state_dir = "/run/ubdm/devices";
+  std::string on_stop = "keep";
   std::string log_level = "info";
   std::string group;
   bool foreground = false;
@@ -93,6 +102,30 @@ int daemonize(int& ready_fd) {
   return 0;
 }
 
+// Whether systemd is taking the system down (its SystemState is
+// "stopping"), asked over systemd's private socket, which works as long as
+// systemd runs (the D-Bus daemon may be gone by then). False when there is
+// no systemd to ask.
+bool system_is_going_down() {
+  sd_bus* bus = nullptr;
+  if (sd_bus_new(&bus) < 0) {
+    return false;
+  }
+  bool down = false;
+  if (sd_bus_set_address(bus, "unix:path=/run/systemd/private") >= 0 && sd_bus_start(bus) >= 0) {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    char* state = nullptr;
+    if (sd_bus_get_property_string(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                   "org.freedesktop.systemd1.Manager", "SystemState", &error, &state) >= 0) {
+      down = std::strcmp(state, "stopping") == 0;
+      std::free(state);
+    }
+    sd_bus_error_free(&error);
+  }
+  sd_bus_flush_close_unref(bus);
+  return down;
+}
+
 // Tell the waiting parent (see daemonize) how start-up went.
 void report_ready(int& ready_fd, bool ok, const std::string& error = {}) {
   if (ready_fd >= 0) {
@@ -142,12 +175,15 @@ int serve(const Options& o, int& ready_fd) {
   auto opener = make_system_device_opener();
   daemon::DaemonConfig cfg;
   cfg.config_dir = o.config_dir;
+  cfg.state_dir = o.state_dir;
   cfg.default_queues = o.queues;
   cfg.default_depth = o.depth;
   cfg.default_poll_usec = o.poll_usec;
   if (o.no_kernel) {
+    // Nothing outlives this process without a kernel device.
     cfg.link_dir.clear();
     cfg.names_dir.clear();
+    cfg.state_dir.clear();
   }
   daemon::DeviceManager manager(cfg, *opener, ctrl.get());
   control::ControlServer::Options sopts;
@@ -158,12 +194,16 @@ int serve(const Options& o, int& ready_fd) {
     return manager.handle(req, [&caller] { return caller.gone(); });
   });
   // The socket is bound but not yet accepting: a client that connects now
-  // waits in the backlog and sees the devices of maps.d once they exist.
+  // waits in the backlog and sees the adopted devices and those of maps.d
+  // once they exist. Adoption comes first: a maps.d name already adopted
+  // is the same device, not a new one.
+  const unsigned adopted = manager.adopt_devices(std::chrono::seconds(std::max(o.map_wait_s, 60U)));
   // Bounded: a map whose disks hang goes on in the background, and systemd
   // still hears READY (a unit waiting on us must not wait on a dead disk).
   const unsigned maps = manager.load_persistent_maps(std::chrono::seconds(o.map_wait_s));
   server.start();
-  spdlog::info("ubdmd {} listening on {} ({} persistent map(s) created)", daemon::kDaemonVersion, o.socket, maps);
+  spdlog::info("ubdmd {} listening on {} ({} device(s) adopted, {} persistent map(s) created)",
+               daemon::kDaemonVersion, o.socket, adopted, maps);
   sd_notifyf(0, "READY=1\nSTATUS=serving %zu device(s)", manager.device_count());
   report_ready(ready_fd, true);
 
@@ -181,12 +221,25 @@ int serve(const Options& o, int& ready_fd) {
       spdlog::info("SIGHUP ignored: edit maps.d and use ubdmsetup to change devices");
       continue;
     }
-    spdlog::info("{} received: removing {} device(s) and stopping", strsignal(sig), manager.device_count());
+    spdlog::info("{} received: stopping ({} device(s))", strsignal(sig), manager.device_count());
     break;
   }
   sd_notify(0, "STOPPING=1");
   manager.begin_shutdown();
   server.stop();
+  // At system shutdown no ubdmd comes back: a device left to the kernel
+  // would hold the final sync's writes forever. So remove then, as when
+  // the operator asks for it.
+  const bool going_down = o.on_stop == "keep" && system_is_going_down();
+  if (o.on_stop == "keep" && !going_down) {
+    manager.leave_for_restart(std::chrono::seconds(o.stop_timeout_s));
+    spdlog::info("stopped; the devices stay, and the next ubdmd takes them over");
+    spdlog::shutdown();
+    // Not a return: destroying the manager would stop the devices. Their
+    // held I/O is the kernel's to keep and to reissue to the next ubdmd.
+    std::_Exit(0);
+  }
+  spdlog::info("removing every device ({})", going_down ? "the system is going down" : "--on-stop remove");
   const std::vector<std::string> stuck = manager.shutdown(std::chrono::seconds(o.stop_timeout_s));
   if (!stuck.empty()) {
     // Their removal threads still run and use the manager: leave without
@@ -207,6 +260,14 @@ int main(int argc, char** argv) {
   app.add_option("--socket", o.socket, "control socket path")->capture_default_str();
   app.add_option("--config", o.config_dir, "configuration directory (maps.d/NAME.table are created at start)")
       ->capture_default_str();
+  app.add_option("--state-dir", o.state_dir,
+                 "where each device's state is kept for the next ubdmd to adopt it (a tmpfs: /run)")
+      ->capture_default_str();
+  app.add_option("--on-stop", o.on_stop,
+                 "at SIGTERM: keep the devices for the next ubdmd, or remove them (always removed when the "
+                 "system is going down)")
+      ->check(CLI::IsMember({"keep", "remove"}))
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or critical")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}))
       ->capture_default_str();
@@ -221,7 +282,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   app.add_option("--stop-timeout", o.stop_timeout_s,
-                 "at SIGTERM, give up on devices not removed within this many seconds and exit")
+                 "at SIGTERM, give up on devices not drained (or removed) within this many seconds and exit")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_option("--map-wait", o.map_wait_s,

@@ -46,6 +46,8 @@ unsigned fixed_file_slots() noexcept {
   return slots;
 }
 
+unsigned device_id_slots() noexcept { return fixed_file_slots() - 1; }
+
 std::string nofile_limit_advice() {
   const NofileLimit l = nofile_limit();
   return fmt::format(

@@ -38,6 +38,11 @@ NofileLimit raise_nofile_limit() noexcept;
 // grow. Thread safe.
 unsigned fixed_file_slots() noexcept;
 
+// The last slot of every ring is not a device id: a frontend puts its own
+// file there (ublk's /dev/ublkcN, see UringBackend::install_own_file).
+// Device ids are below device_id_slots() = fixed_file_slots() - 1.
+unsigned device_id_slots() noexcept;
+
 // What to tell a user whose devices do not fit: the limit in force and how to
 // raise it, e.g. "the open-file limit is 1024 (hard 4096); raise it with
 // `ulimit -n` before starting ubdmd, or LimitNOFILE= in ubdmd.service".

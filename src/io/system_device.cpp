@@ -34,8 +34,8 @@ namespace ubdm {
 namespace {
 
 // Device ids are io_uring fixed-file slots (UringBackend::Options::max_files),
-// so they must stay small, dense and below fixed_file_slots(), the table size
-// of every ring. One allocator for the whole process: ids must be unique among
+// so they must stay small, dense and below device_id_slots() (the table size
+// of every ring, less the frontend's own slot). One allocator for the whole process: ids must be unique among
 // all open devices whichever opener opened them, since a queue's backend may
 // see devices from several tables.
 class IdAllocator {
@@ -47,7 +47,7 @@ class IdAllocator {
       free_.pop_back();
       return id;
     }
-    const unsigned slots = fixed_file_slots();
+    const unsigned slots = device_id_slots();
     if (next_ >= slots) {
       if (slots >= kMaxFixedFiles) {
         fail(EMFILE, "too many open devices: ubdm serves at most {} underlying devices at a time", slots);

@@ -197,6 +197,15 @@ int UringBackend::attach(const BlockDevice& dev) {
   return 0;
 }
 
+int UringBackend::install_own_file(int fd) {
+  if (opts_.max_files == 0) {
+    return -EINVAL;
+  }
+  const unsigned slot = opts_.max_files - 1;
+  const int ret = io_uring_register_files_update(&ring_, slot, &fd, 1);
+  return ret < 0 ? ret : static_cast<int>(slot);
+}
+
 void UringBackend::detach(const BlockDevice& dev) {
   if (dev.id() >= slots_.size()) {
     return;

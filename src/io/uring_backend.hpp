@@ -75,6 +75,13 @@ class UringBackend final : public IoBackend {
   // not below Options::max_files).
   int attach(const BlockDevice& dev) override;
   void detach(const BlockDevice& dev) override;
+  // Install the frontend's own file (ublk: /dev/ublkcN) in the ring's last
+  // fixed-file slot, returned for IOSQE_FIXED_FILE use. The ring then holds
+  // the file until the ring itself is freed, which the kernel does only
+  // after every request on it has completed: so the file's last release
+  // comes after this ring's last backend I/O, even when the process dies.
+  // Returns the slot or -errno.
+  int install_own_file(int fd);
   // Never fails synchronously: a request for a device that is not attached
   // (or otherwise invalid) completes from the next poll() with -EBADF/-EINVAL.
   void submit(IoRequest& req) override;

@@ -152,6 +152,7 @@ static_assert(kCmdAddDev == 0xc0207504U && kCmdDelDev == 0xc0207505U);
 static_assert(kCmdStartDev == 0xc0207506U && kCmdStopDev == 0xc0207507U);
 static_assert(kCmdSetParams == 0xc0207508U && kCmdGetParams == 0x80207509U);
 static_assert(kCmdGetFeatures == 0x80207513U && kCmdDelDevAsync == 0x80207514U);
+static_assert(kCmdStartUserRecovery == 0xc0207510U && kCmdEndUserRecovery == 0xc0207511U);
 static_assert(kIoFetchReq == 0xc0107520U && kIoCommitAndFetchReq == 0xc0107521U);
 
 // --- constants ---------------------------------------------------------------
@@ -197,6 +198,17 @@ inline constexpr std::uint64_t kFeatUnprivilegedDev = 1ULL << 5;
 inline constexpr std::uint64_t kFeatCmdIoctlEncode = 1ULL << 6;
 inline constexpr std::uint64_t kFeatUserCopy = 1ULL << 7;
 inline constexpr std::uint64_t kFeatZoned = 1ULL << 8;
+inline constexpr std::uint64_t kFeatUserRecoveryFailIo = 1ULL << 9;  // 6.13+
+inline constexpr std::uint64_t kFeatQuiesce = 1ULL << 12;             // 6.16+
+
+// DevInfo::ublksrv_flags is the server's own: the kernel keeps it with the
+// device and returns it in GET_DEV_INFO. ubdm stamps its devices there, so
+// a restarted daemon tells its own devices from another ublk server's.
+inline constexpr std::uint64_t kUbdmStamp = 0x5542444d00000000ULL;  // "UBDM" in the high half
+inline constexpr std::uint64_t kUbdmStampMask = 0xffffffff00000000ULL;
+inline constexpr bool is_ubdm_device(const DevInfo& info) {
+  return (info.ublksrv_flags & kUbdmStampMask) == kUbdmStamp;
+}
 
 // Param types and basic attributes.
 inline constexpr std::uint32_t kParamBasic = 1U << 0;

@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <filesystem>
 
 #include "ubdm/error.hpp"
 
@@ -163,6 +166,38 @@ void Control::stop_dev(std::uint32_t dev_id) {
 void Control::del_dev(std::uint32_t dev_id) {
   CtrlCmd cmd = command(dev_id);
   check(run(kCmdDelDev, cmd), kCmdDelDev, dev_id, "DEL_DEV");
+}
+
+void Control::start_user_recovery(std::uint32_t dev_id) {
+  CtrlCmd cmd = command(dev_id);
+  check(run(kCmdStartUserRecovery, cmd), kCmdStartUserRecovery, dev_id, "START_USER_RECOVERY");
+}
+
+void Control::end_user_recovery(std::uint32_t dev_id, pid_t daemon_pid) {
+  CtrlCmd cmd = command(dev_id);
+  cmd.data[0] = static_cast<std::uint64_t>(daemon_pid);
+  int rc;
+  do {  // it waits interruptibly for the FETCHes; a stray signal is no failure
+    rc = run(kCmdEndUserRecovery, cmd);
+  } while (rc == -EINTR);
+  check(rc, kCmdEndUserRecovery, dev_id, "END_USER_RECOVERY");
+}
+
+std::vector<std::uint32_t> Control::device_ids(const std::string& sysfs_class) {
+  std::vector<std::uint32_t> ids;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(sysfs_class, ec)) {
+    const std::string n = e.path().filename().string();
+    std::uint32_t id = 0;
+    const char* first = n.data() + 5;
+    const char* last = n.data() + n.size();
+    if (n.size() > 5 && n.compare(0, 5, "ublkc") == 0 &&
+        std::from_chars(first, last, id).ptr == last) {
+      ids.push_back(id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 }  // namespace ubdm::ublk

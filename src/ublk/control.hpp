@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ublk/abi.hpp"
 
@@ -43,6 +44,19 @@ class Control {
   void stop_dev(std::uint32_t dev_id);
   // DEL_DEV: waits until every reference to the device is gone.
   void del_dev(std::uint32_t dev_id);
+
+  // USER_RECOVERY (a device added with kFeatUserRecovery whose server
+  // exited). START: the kernel hands the device to a new server; Error(EBUSY)
+  // while the old server's last reference to /dev/ublkcN is still being
+  // released (asynchronous) or the device is not QUIESCED. END: waits until
+  // every tag of every queue has been fetched, then the device is LIVE again
+  // with `daemon_pid` as its server.
+  void start_user_recovery(std::uint32_t dev_id);
+  void end_user_recovery(std::uint32_t dev_id, pid_t daemon_pid);
+
+  // The ids of every ublk device the kernel has (any server's), from the
+  // char device class in sysfs; sorted.
+  static std::vector<std::uint32_t> device_ids(const std::string& sysfs_class = "/sys/class/ublk-char");
 
  private:
   int run(unsigned cmd_op, CtrlCmd& cmd);

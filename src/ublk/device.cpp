@@ -16,6 +16,14 @@
 namespace ubdm::ublk {
 namespace {
 
+std::uint64_t recovery_flags(std::uint64_t features) {
+  // REISSUE: I/O the dead server had taken but not completed goes to the
+  // next server instead of failing. Reissuing a write the old server may
+  // already have done rewrites the same data: see docs/architecture.md.
+  constexpr std::uint64_t kWanted = kFeatUserRecovery | kFeatUserRecoveryReissue;
+  return (features & kWanted) == kWanted ? kWanted : 0;
+}
+
 std::uint8_t shift_of(std::uint32_t bytes) {
   // Largest power of two not above `bytes` (limits are powers of two in practice).
   return static_cast<std::uint8_t>(std::bit_width(bytes) - 1);
@@ -107,7 +115,7 @@ void Device::open_char_device() {
   }
 }
 
-void Device::start() {
+void Device::start(const std::function<void(std::uint32_t id)>& after_add) {
   const TablePtr table = mapped_.live_table();
   if (!table) {
     fail(EINVAL, "device has no live table");
@@ -118,7 +126,8 @@ void Device::start() {
   info_.max_io_buf_bytes = options_.max_io_bytes;
   info_.dev_id = options_.dev_id < 0 ? kAutoDevId : static_cast<std::uint32_t>(options_.dev_id);
   info_.ublksrv_pid = static_cast<std::int32_t>(::getpid());
-  info_.flags = kFeatCmdIoctlEncode & control_.features();
+  info_.flags = (kFeatCmdIoctlEncode & control_.features()) | recovery_flags(control_.features());
+  info_.ublksrv_flags = kUbdmStamp;
   control_.add_dev(info_);
   added_ = true;
   id_ = info_.dev_id;
@@ -129,23 +138,10 @@ void Device::start() {
       fail(EINVAL, "the kernel allows {} queues for this device, not {} (it has {} CPUs?)", info_.nr_hw_queues,
            mapped_.nr_queues(), info_.nr_hw_queues);
     }
-    open_char_device();
-    for (unsigned q = 0; q < mapped_.nr_queues(); ++q) {
-      QueueConfig cfg;
-      cfg.char_fd = char_fd_;
-      cfg.q_id = static_cast<std::uint16_t>(q);
-      cfg.depth = info_.queue_depth;
-      cfg.max_io_bytes = info_.max_io_buf_bytes;
-      cfg.device_name = mapped_.device_name();
-      cfg.poll_usec = options_.poll_usec;
-      try {
-        cfg.affinity = control_.get_queue_affinity(id_, cfg.q_id);
-      } catch (const Error& e) {
-        spdlog::warn("{}: queue {} affinity unknown: {}", mapped_.device_name(), q, e.what());
-      }
-      queues_.push_back(std::make_unique<Queue>(cfg, mapped_.queue(q)));
-      queues_.back()->start();
+    if (after_add) {
+      after_add(id_);
     }
+    start_queues();
     params_ = make_params(table->io_limits(), table->size(), info_.max_io_buf_bytes);
     control_.set_params(id_, params_);
     if (options_.before_start) {
@@ -162,6 +158,91 @@ void Device::start() {
     throw;
   }
   spdlog::info("{}: serving {} ({} sectors)", mapped_.device_name(), block_path(), table->size());
+}
+
+void Device::start_queues() {
+  open_char_device();
+  for (unsigned q = 0; q < mapped_.nr_queues(); ++q) {
+    QueueConfig cfg;
+    cfg.char_fd = char_fd_;
+    cfg.q_id = static_cast<std::uint16_t>(q);
+    cfg.depth = info_.queue_depth;
+    cfg.max_io_bytes = info_.max_io_buf_bytes;
+    cfg.device_name = mapped_.device_name();
+    cfg.poll_usec = options_.poll_usec;
+    try {
+      cfg.affinity = control_.get_queue_affinity(id_, cfg.q_id);
+    } catch (const Error& e) {
+      spdlog::warn("{}: queue {} affinity unknown: {}", mapped_.device_name(), q, e.what());
+    }
+    queues_.push_back(std::make_unique<Queue>(cfg, mapped_.queue(q)));
+    queues_.back()->start();
+  }
+}
+
+void Device::adopt(const DevInfo& info, std::chrono::milliseconds wait, const std::function<void()>& after_start) {
+  if ((info.flags & kFeatUserRecovery) == 0) {
+    fail(EINVAL, "ublk device {} was added without USER_RECOVERY: it cannot outlive its server", info.dev_id);
+  }
+  if (info.nr_hw_queues != mapped_.nr_queues() || info.queue_depth != mapped_.config().queue_depth) {
+    fail(EINVAL, "ublk device {} has {} queue(s) x {} tags, the recorded device {} x {}", info.dev_id,
+         info.nr_hw_queues, info.queue_depth, mapped_.nr_queues(), mapped_.config().queue_depth);
+  }
+  info_ = info;
+  id_ = info.dev_id;
+  // The old server's release of /dev/ublkcN runs after its last reference
+  // is gone: its exit, its rings' teardown (each holds the file, so their
+  // backend I/O has ended first), a child that inherited it. Until then
+  // the kernel answers EBUSY.
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    try {
+      control_.start_user_recovery(id_);
+      break;
+    } catch (const Error& e) {
+      if (e.code() != EBUSY || std::chrono::steady_clock::now() >= deadline) {
+        throw;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  added_ = true;
+  try {
+    if (after_start) {
+      after_start();
+    }
+    start_queues();
+    params_ = control_.get_params(id_);
+    if ((params_.types & kParamDevt) != 0) {
+      block_devt_ = makedev(params_.devt.disk_major, params_.devt.disk_minor);
+    }
+    control_.end_user_recovery(id_, ::getpid());
+    started_ = true;
+  } catch (...) {
+    release_queues();
+    throw;
+  }
+  spdlog::info("{}: serving {} again (ublk device {} adopted)", mapped_.device_name(), block_path(), id_);
+}
+
+bool Device::survives_exit() const { return started_ && (info_.flags & kFeatUserRecovery) != 0; }
+
+void Device::release_queues() {
+  // The queues leave once the core holds none of their requests; the
+  // kernel keeps the device for the next attempt. Only after the threads
+  // (and their rings) are gone is /dev/ublkcN closed.
+  for (auto& q : queues_) {
+    q->request_stop();
+  }
+  for (auto& q : queues_) {
+    q->join();
+  }
+  queues_.clear();
+  if (char_fd_ >= 0) {
+    ::close(char_fd_);
+    char_fd_ = -1;
+  }
+  added_ = false;
 }
 
 void Device::stop(const std::function<void()>& after_stop_dev) { teardown(started_, after_stop_dev); }

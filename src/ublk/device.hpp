@@ -2,13 +2,15 @@
 // A MappedDevice served as /dev/ublkbN: ADD_DEV, one Queue thread per core
 // queue, SET_PARAMS derived from the live table, START_DEV; and the reverse.
 //
-// Restart room (USER_RECOVERY, a later stage): the device id, queue layout
-// and params are plain values here, so a restarted daemon can rebuild the
-// same Device around an existing id instead of ADD_DEV.
+// Devices are added with USER_RECOVERY|USER_RECOVERY_REISSUE where the
+// kernel has them, so they outlive this process: a restarted daemon builds
+// the same Device around the existing id with adopt() (see
+// docs/architecture.md, "Recovery").
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -50,8 +52,26 @@ class Device {
 
   // Create and start the kernel device. The mapped device must have a live
   // table. On failure everything created so far is torn down and the error
-  // is thrown.
-  void start();
+  // is thrown. `after_add` runs once ADD_DEV has given the device its id
+  // (the daemon records the id there, before anything can crash with an
+  // unrecorded device).
+  void start(const std::function<void(std::uint32_t id)>& after_add = {});
+  // Take over device `info` (GET_DEV_INFO of a device whose server has
+  // exited; its queue count and depth must match the mapped device):
+  // START_USER_RECOVERY, retried while the old server's release is still
+  // under way (up to `wait`), then the queues fetch every tag and
+  // END_USER_RECOVERY makes the device LIVE with this process as server.
+  // Held and reissued I/O then reaches the mapped device. No SET_PARAMS,
+  // no START_DEV: the disk and its limits are the kernel's already. On
+  // failure the queues are stopped and the device is left QUIESCED for a
+  // later attempt (never deleted), and the error is thrown.
+  // `after_start` runs once the kernel has let the old server go and
+  // before the queues start: the caller builds the device's tables there.
+  void adopt(const DevInfo& info, std::chrono::milliseconds wait,
+             const std::function<void()>& after_start = {});
+  // Whether the process may exit and leave the device to the next server:
+  // the kernel then holds (and reissues) its I/O instead of failing it.
+  bool survives_exit() const;
   // STOP_DEV (the disk disappears; queued kernel I/O is aborted), wait for
   // the queue threads, DEL_DEV. Idempotent. `after_stop_dev` runs between
   // STOP_DEV and DEL_DEV: DEL_DEV waits until nothing holds the disk open,
@@ -68,6 +88,8 @@ class Device {
 
  private:
   void open_char_device();
+  void start_queues();
+  void release_queues();
   void teardown(bool stop_kernel_device, const std::function<void()>& after_stop_dev = {});
 
   Control& control_;

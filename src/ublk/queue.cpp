@@ -115,6 +115,15 @@ void Queue::setup() {
   UringBackend::Options opts;
   opts.entries = ring_entries(cfg_.depth);
   backend_ = std::make_unique<UringBackend>(opts);
+  // The ring holds /dev/ublkcN until it is freed, after its last backend
+  // I/O: if this process dies, the kernel hands the device to the next
+  // server only once every write we had in flight has ended, so a reissued
+  // write can never be overtaken by the dead server's copy of it.
+  char_slot_ = backend_->install_own_file(cfg_.char_fd);
+  if (char_slot_ < 0) {
+    fail(-char_slot_, "queue {}: cannot register {} with its ring: {}", cfg_.q_id, cfg_.device_name,
+         errno_string(char_slot_));
+  }
 
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   descs_len_ = (cfg_.depth * sizeof(IoDesc) + page - 1) / page * page;
@@ -379,7 +388,8 @@ bool Queue::try_send(std::uint16_t tag, unsigned cmd_op, int result) {
   }
   std::memset(static_cast<void*>(sqe), 0, sizeof(*sqe));
   sqe->opcode = IORING_OP_URING_CMD;
-  sqe->fd = cfg_.char_fd;
+  sqe->fd = char_slot_;
+  sqe->flags = IOSQE_FIXED_FILE;
   sqe->cmd_op = cmd_op;
   IoCmd cmd{};
   cmd.q_id = cfg_.q_id;

@@ -118,6 +118,7 @@ class Queue final : public CompletionSink {
   std::vector<PendingCommit> pending_retry_;
   WakeHandler wake_handler_;
   int wake_fd_ = -1;
+  int char_slot_ = -1;  // /dev/ublkcN's fixed-file slot in the ring
   unsigned dead_tags_ = 0;
   bool registered_ = false;
   std::uint64_t last_event_ns_ = 0;  // when a poll last delivered something

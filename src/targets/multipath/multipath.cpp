@@ -696,6 +696,32 @@ std::string MultipathTarget::message(std::span<const std::string> args) {
   return {};
 }
 
+std::vector<std::vector<std::string>> MultipathTarget::restore_messages() const {
+  std::vector<std::vector<std::string>> out;
+  std::lock_guard lock(mutex_);
+  // switch_group first: it re-enables every group, as in the kernel.
+  if (const int cur = current_group_.load(); cur >= 0) {
+    out.push_back({"switch_group", std::to_string(cur + 1)});
+  }
+  for (const auto& g : groups_) {
+    if (g->bypassed.load()) {
+      out.push_back({"disable_group", std::to_string(g->number)});
+    }
+  }
+  // Every failed path, whoever failed it: the checker reinstates the ones
+  // that answer, as it would have here.
+  for (const auto& p : paths_) {
+    if (!p->valid.load()) {
+      out.push_back({"fail_path", p->given});
+    }
+  }
+  // A flush suspend turns queueing off for its duration only (saved_...):
+  // what counts is the operator's setting.
+  const bool queue = queue_if_no_path_.load() || saved_queue_if_no_path_;
+  out.push_back({queue ? "queue_if_no_path" : "fail_if_no_path"});
+  return out;
+}
+
 void MultipathTarget::iterate_devices(const DeviceVisitor& visit) const {
   for (const auto& p : paths_) {
     visit(*p->dev, 0, len());

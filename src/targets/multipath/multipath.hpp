@@ -99,6 +99,7 @@ class MultipathTarget final : public Target {
   void resume() override;
   std::string status(StatusType type) const override;
   std::string message(std::span<const std::string> args) override;
+  std::vector<std::vector<std::string>> restore_messages() const override;
   void iterate_devices(const DeviceVisitor& visit) const override;
 
   MultipathReport report() const;

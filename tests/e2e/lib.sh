@@ -218,7 +218,8 @@ ubdmd_pid() { cat "$UBDMD_PIDFILE" 2>/dev/null; }
 ubdmd_running() { local p; p=$(ubdmd_pid) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 # start_ubdmd [EXTRA ARGS...]: /bin/ubdmd --foreground --socket $UBDM_SOCK in
-# the background, output appended to /tmp/ubdmd.log; waits for the socket.
+# the background, output appended to /tmp/ubdmd.log; waits for the socket
+# and the first answer (so devices it adopts at start are adopted).
 # shellcheck disable=SC2120 # optional arguments
 start_ubdmd() {
   require_ubdm
@@ -243,6 +244,10 @@ start_ubdmd() {
     [ $i -lt 300 ] || die "ubdmd did not create $UBDM_SOCK within 30s"
     sleep 0.1
   done
+  # The socket exists before adoption ends (connections wait in its backlog
+  # meanwhile): the first answer means every device is adopted and served.
+  _with_timeout 60 "$UBDMSETUP" --socket "$UBDM_SOCK" ls >/dev/null 2>&1 ||
+    log "ubdmd did not answer 'ls' within 60s of creating its socket"
   log "ubdmd running (pid $UBDMD_PID)"
 }
 

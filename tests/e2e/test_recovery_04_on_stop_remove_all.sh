@@ -2,9 +2,9 @@
 # shellcheck shell=dash
 # Removal only when asked. With --on-stop remove, SIGTERM removes every
 # device (nodes, ublk devices and state files gone; the next ubdmd finds
-# none). `ubdmsetup remove_all` removes every device; one held open is
-# refused: exit 1, named, the others removed; `remove_all --force` removes
-# even that one; with no device it succeeds.
+# none). `ubdmsetup remove_all` removes every device; one held open (or
+# suspended) is refused: exit 1, named, the others removed; `remove_all
+# --force` removes a suspended one; with no device it succeeds.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 set -eu
@@ -34,7 +34,8 @@ blk_z=$(readlink -f /dev/ubdm/z)
 # shellcheck disable=SC2217 # the open descriptor is the point
 sleep 600 <"$blk_z" &
 holder=$!
-on_exit kill "$holder"
+stop_holder() { kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true; }
+on_exit stop_holder
 wait_until 5 sh -c "ubdmsetup info z | grep -q 'Open count: *[1-9]'" || die "z is not seen as open: $(ubdmsetup info z)"
 expect_fail ubdmsetup remove_all
 expect_eq "$EXPECT_RC" 1 "remove_all exit status with z in use"
@@ -43,13 +44,17 @@ expect_eq "$(ubdmsetup ls | cut -f1)" z "devices left after remove_all"
 wait_gone /dev/ubdm/x 5
 wait_gone /dev/ubdm/y 5
 expect_eq "$(state_files)" "z.json" "state files after remove_all"
+stop_holder
+# Suspended: refused without --force too. (Not --force on a device a
+# process holds open: the kernel's DEL_DEV waits for its last opener.)
+run ubdmsetup suspend z
+expect_fail ubdmsetup remove_all
+expect_contains "$EXPECT_STDERR" z "remove_all names the suspended device"
 expect_ok ubdmsetup remove_all --force
 wait_gone "$blk_z" 5
 expect_eq "$(ubdmsetup ls)" "No devices found" "devices after remove_all --force"
 wait_no_ublk "after remove_all --force"
 expect_eq "$(state_files)" "" "state files after remove_all --force"
-kill "$holder" 2>/dev/null || true
-wait "$holder" 2>/dev/null || true
 expect_ok ubdmsetup remove_all
 
 log "3. nothing comes back"

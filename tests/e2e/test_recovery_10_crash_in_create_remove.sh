@@ -11,6 +11,8 @@
 # A bystander device keeps its node, table and options throughout.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/mpath_lib.sh
+. "$(dirname "$0")/mpath_lib.sh"
 set -eu
 require_ubdm
 start_ubdmd

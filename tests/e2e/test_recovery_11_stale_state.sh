@@ -7,6 +7,8 @@
 # to them is adopted as usual.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/mpath_lib.sh
+. "$(dirname "$0")/mpath_lib.sh"
 set -eu
 require_ubdm
 start_ubdmd

@@ -10,13 +10,13 @@
 set -eu
 require_cmd dmsetup
 require_cmd timeout
+# Cleanups run last first: the disk answers again, ubdmd removes its
+# devices (they outlive SIGTERM) and stops, then the disk goes.
+hang=$(dm_create ubdm_hang "0 131072 linear /dev/ram0 0")
+on_exit dm_remove ubdm_hang
 # A short stop timeout so the test need not wait the default 90 s.
 start_ubdmd --stop-timeout 5
 on_exit stop_ubdmd 30
-
-hang=$(dm_create ubdm_hang "0 131072 linear /dev/ram0 0")
-on_exit dm_remove ubdm_hang
-# Whatever happens below, the disk answers again before the cleanups.
 on_exit dmsetup resume --noudevsync ubdm_hang
 ubdmsetup create ok --table "0 131072 linear /dev/nullb0 0"
 state() { ubdmsetup info "$1" | awk '/^State:/ { print $2 }'; }

@@ -385,7 +385,7 @@ dev_ident() {
   local blk
   blk=$(readlink -f "/dev/ubdm/$1") || blk="(no /dev/ubdm/$1)"
   echo "node $blk"
-  [ -b "$blk" ] && echo "devt $(stat -L -c '%t:%T' "$blk")"
+  [ -b "$blk" ] && echo "devt $(basename "$(sys_block "$blk")")"
   ubdmsetup --json info "$1" |
     grep -E '"(name|state|live_table|inactive_table|major|minor|size_sectors|blockdev|ublk_id|queues|depth|poll_usec|target_count)":' |
     sed 's/^ *//; s/,$//' | LC_ALL=C sort

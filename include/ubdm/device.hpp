@@ -117,6 +117,7 @@ class MappedDevice final : public DeviceContext {
   struct Message {
     sector_t sector = 0;
     std::vector<std::string> args;
+    bool operator==(const Message&) const = default;
   };
   std::vector<Message> restore_messages() const;
   DeviceInfo info() const;
@@ -140,6 +141,9 @@ class MappedDevice final : public DeviceContext {
   bool suspended() const override { return state_.load(std::memory_order_acquire) == DeviceState::kSuspended; }
   void trigger_event() override;
   unsigned queue_count() const override { return config_.nr_queues; }
+  bool restoring() const override { return restoring_.load(std::memory_order_acquire); }
+  // Control plane: set around the loads of a restarted daemon's rebuild.
+  void set_restoring(bool on) { restoring_.store(on, std::memory_order_release); }
 
  private:
   friend class DispatchQueue;
@@ -174,6 +178,7 @@ class MappedDevice final : public DeviceContext {
   std::uint64_t table_gen_counter_ = 0;
 
   std::atomic<bool> noflush_suspending_{false};
+  std::atomic<bool> restoring_{false};
   std::atomic<bool> suspending_{true};
 
   mutable std::mutex drain_mutex_;

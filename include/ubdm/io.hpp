@@ -74,6 +74,12 @@ class DeviceOpener {
   virtual ~DeviceOpener() = default;
   // `path` is a path or "major:minor". Opens read-write with O_DIRECT.
   virtual BlockDevicePtr open(std::string_view path) = 0;
+  // A stand-in for a device that cannot be opened now (gone, or offline) but
+  // that a table must still name: a multipath path when a restarted daemon
+  // rebuilds a table that had it. It has an id and no descriptor, so every
+  // I/O to it fails (-EBADF) and the checker never finds it up; `sectors`
+  // is the size it claims. Throws Error(ENOTSUP) if the opener has none.
+  virtual BlockDevicePtr open_absent(std::string_view path, sector_t sectors);
 };
 
 // Real devices: O_RDWR|O_DIRECT|O_CLOEXEC, geometry from the block ioctls.

@@ -165,6 +165,11 @@ class DeviceContext {
   virtual void trigger_event() = 0;
   // Hardware queues of the device (targets keep per-queue state).
   virtual unsigned queue_count() const { return 1; }
+  // True while a restarted daemon rebuilds the device's tables from its
+  // record: a multipath path that cannot be opened then joins the table as
+  // a failed stand-in (DeviceOpener::open_absent) instead of failing it, as
+  // the kernel's map would still have the path, failed.
+  virtual bool restoring() const { return false; }
 };
 
 // Everything a target constructor gets.

@@ -106,14 +106,6 @@ Outcome run_each_on_a_thread(std::vector<std::function<bool()>> jobs, std::chron
   return Outcome{progress->succeeded, progress->pending};
 }
 
-recovery::DeviceRecord::Phase record_phase(std::uint8_t phase) {
-  switch (phase) {
-    case 0: return recovery::DeviceRecord::Phase::kCreating;
-    case 1: return recovery::DeviceRecord::Phase::kLive;
-    default: return recovery::DeviceRecord::Phase::kRemoving;
-  }
-}
-
 }  // namespace
 
 void crash_point(const char* point) {
@@ -904,7 +896,11 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
 recovery::DeviceRecord DeviceManager::record_of(Managed& d) const {
   recovery::DeviceRecord r;
   r.name = d.name;
-  r.phase = record_phase(static_cast<std::uint8_t>(d.phase.load()));
+  switch (d.phase.load()) {
+    case Phase::kCreating: r.phase = recovery::DeviceRecord::Phase::kCreating; break;
+    case Phase::kLive: r.phase = recovery::DeviceRecord::Phase::kLive; break;
+    case Phase::kRemoving: r.phase = recovery::DeviceRecord::Phase::kRemoving; break;
+  }
   r.ublk_id = d.ublk_id;
   r.queues = d.mapped->nr_queues();
   r.depth = d.mapped->config().queue_depth;
@@ -997,7 +993,19 @@ unsigned DeviceManager::adopt_devices(const std::vector<ublk::DevInfo>& kernel, 
   for (const std::string& p : loaded.problems) {
     spdlog::error("state {}", p);
   }
-  const auto alive = [](pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; };
+  // A zombie is gone as a server: its files are closed (its parent, a
+  // shell or a test, may not have reaped it yet).
+  const auto alive = [](pid_t pid) {
+    if (::kill(pid, 0) != 0 && errno != EPERM) {
+      return false;
+    }
+    std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+    std::string line;
+    std::getline(stat, line);
+    const auto paren = line.rfind(')');
+    return paren == std::string::npos || paren + 2 >= line.size() ||
+           (line[paren + 2] != 'Z' && line[paren + 2] != 'X');
+  };
   const std::vector<recovery::Step> steps =
       recovery::plan_adoption(loaded.records, kernel, loaded.unreadable_ids, alive, ::getpid());
   for (const recovery::Step& s : steps) {
@@ -1070,8 +1078,26 @@ bool DeviceManager::adopt_one(const recovery::DeviceRecord& r, const std::option
       kopts.poll_usec = r.poll_usec;
       d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
       // The tables are built once the kernel has let the old server go: its
-      // exclusive claims on the table's disks are released by then.
-      d->kernel->adopt(*info, 30s, [&] { restored = restore(*d, r); });
+      // exclusive claims on the table's disks are released by then. The
+      // kernel holds on (EBUSY) while the old server's I/O has not ended,
+      // e.g. at a disk that does not answer: keep trying, it is the only
+      // way the device gets served again.
+      for (bool said = false;;) {
+        try {
+          d->kernel->adopt(*info, 30s, [&] { restored = restore(*d, r); });
+          break;
+        } catch (const Error& e) {
+          if (e.code() != EBUSY || shutting_down_) {
+            throw;
+          }
+          if (!said) {
+            spdlog::warn("{}: ublk device {} is still held by the old ubdmd (its I/O has not ended); "
+                         "still trying",
+                         r.name, r.ublk_id);
+            said = true;
+          }
+        }
+      }
       publish_name(r.name, info->dev_id);
       make_link(r.name, *d);
     } else {
@@ -1100,6 +1126,11 @@ std::string DeviceManager::restore(Managed& d, const recovery::DeviceRecord& r) 
   MappedDevice& md = *d.mapped;
   std::vector<std::string> notes;
   bool live = false;
+  md.set_restoring(true);
+  struct Restoring {
+    MappedDevice& md;
+    ~Restoring() { md.set_restoring(false); }
+  } restoring{md};
   try {
     md.load_text(r.live_table);
     md.resume();

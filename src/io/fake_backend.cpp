@@ -37,6 +37,10 @@ FakeDisk& FakeStorage::add_unbacked_disk(const std::string& name, sector_t secto
   return ref;
 }
 
+BlockDevicePtr FakeStorage::open_absent(std::string_view path, sector_t sectors) {
+  return std::make_shared<FakeDisk>(*this, next_id_++, std::string(path), sectors, 512, false);
+}
+
 FakeDisk& FakeStorage::disk(const std::string& name) {
   auto it = disks_.find(name);
   if (it == disks_.end()) {

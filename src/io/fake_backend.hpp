@@ -66,9 +66,14 @@ class FakeStorage final : public DeviceOpener {
   // A disk of any size without memory (see FakeDisk).
   FakeDisk& add_unbacked_disk(const std::string& name, sector_t sectors);
   FakeDisk& disk(const std::string& name);
+  // Later opens of `name` fail with ENOENT (a path that went away); devices
+  // already open keep their disk.
+  void remove_disk(const std::string& name) { disks_.erase(name); }
 
   // DeviceOpener: names added with add_disk(); anything else is ENOENT.
   BlockDevicePtr open(std::string_view path) override;
+  // A disk without memory that is in no list (so opens of `path` still fail).
+  BlockDevicePtr open_absent(std::string_view path, sector_t sectors) override;
 
   // Complete the next matching I/Os on `name` with an error.
   void inject(const std::string& name, FaultRule rule) { disk(name).faults.push_back(rule); }

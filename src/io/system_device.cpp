@@ -35,9 +35,9 @@ namespace {
 
 // Device ids are io_uring fixed-file slots (UringBackend::Options::max_files),
 // so they must stay small, dense and below device_id_slots() (the table size
-// of every ring, less the frontend's own slot). One allocator for the whole process: ids must be unique among
-// all open devices whichever opener opened them, since a queue's backend may
-// see devices from several tables.
+// of every ring, less the frontend's own slot). One allocator for the whole
+// process: ids must be unique among all open devices whichever opener opened
+// them, since a queue's backend may see devices from several tables.
 class IdAllocator {
  public:
   std::uint32_t take() {
@@ -190,6 +190,9 @@ class SystemDevice final : public BlockDevice {
 
   SystemDevice(const SystemDevice&) = delete;
   SystemDevice& operator=(const SystemDevice&) = delete;
+
+  // The geometry of a device that is not there (DeviceOpener::open_absent).
+  void stand_in(sector_t sectors) { size_sectors_ = sectors; }
 
   // Fills the geometry; throws (and the destructor cleans up) on failure.
   void probe(const struct stat& st) {
@@ -396,6 +399,22 @@ std::string busy_reason(dev_t rdev) {
 
 class SystemDeviceOpener final : public DeviceOpener {
  public:
+  BlockDevicePtr open_absent(std::string_view spec, sector_t sectors) override {
+    std::string path(spec);
+    dev_t rdev = 0;
+    resolve_dev_number(spec, path, rdev);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
+      st = {};
+      st.st_mode = S_IFBLK;
+      st.st_rdev = rdev;
+    }
+    // Never in the registry: the device itself, once back, is opened anew.
+    auto dev = std::make_shared<SystemDevice>(std::move(path), -1, st);
+    dev->stand_in(sectors);
+    return dev;
+  }
+
   BlockDevicePtr open(std::string_view spec) override {
     if (spec.empty()) {
       fail_invalid("empty device path");
@@ -469,6 +488,10 @@ class SystemDeviceOpener final : public DeviceOpener {
 };
 
 }  // namespace
+
+BlockDevicePtr DeviceOpener::open_absent(std::string_view path, sector_t /*sectors*/) {
+  fail(ENOTSUP, "{} cannot be opened, and this opener has no stand-in for it", path);
+}
 
 std::unique_ptr<DeviceOpener> make_system_device_opener() { return std::make_unique<SystemDeviceOpener>(); }
 

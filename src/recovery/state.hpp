@@ -59,7 +59,7 @@ DeviceRecord record_from_json(const nlohmann::json& j);
 
 class StateStore {
  public:
-  // `dir` is created (0700) at the first save. An empty dir disables the
+  // `dir` is created at the first save (its files are 0600). An empty dir disables the
   // store: saves and erases do nothing, load_all finds nothing.
   explicit StateStore(std::string dir);
 

@@ -219,7 +219,7 @@ void Device::adopt(const DevInfo& info, std::chrono::milliseconds wait, const st
     control_.end_user_recovery(id_, ::getpid());
     started_ = true;
   } catch (...) {
-    release_queues();
+    release_queues(true);
     throw;
   }
   spdlog::info("{}: serving {} again (ublk device {} adopted)", mapped_.device_name(), block_path(), id_);
@@ -227,12 +227,15 @@ void Device::adopt(const DevInfo& info, std::chrono::milliseconds wait, const st
 
 bool Device::survives_exit() const { return started_ && (info_.flags & kFeatUserRecovery) != 0; }
 
-void Device::release_queues() {
-  // The queues leave once the core holds none of their requests; the
-  // kernel keeps the device for the next attempt. Only after the threads
-  // (and their rings) are gone is /dev/ublkcN closed.
-  for (auto& q : queues_) {
-    q->request_stop();
+void Device::release_queues(bool ask_to_stop) {
+  // Without STOP_DEV the queues are asked to leave, which they do once the
+  // core holds none of their requests (the kernel keeps the device); after
+  // STOP_DEV the kernel aborts every tag and they leave by themselves. Only
+  // after the threads (and their rings) are gone is /dev/ublkcN closed.
+  if (ask_to_stop) {
+    for (auto& q : queues_) {
+      q->request_stop();
+    }
   }
   for (auto& q : queues_) {
     q->join();
@@ -266,20 +269,8 @@ void Device::teardown(bool stop_kernel_device, const std::function<void()>& afte
     if (after_stop_dev) {
       after_stop_dev();
     }
-  } else {
-    for (auto& q : queues_) {
-      q->request_stop();
-    }
   }
-  for (auto& q : queues_) {
-    q->join();
-  }
-  queues_.clear();
-  if (char_fd_ >= 0) {
-    ::close(char_fd_);
-    char_fd_ = -1;
-  }
-  added_ = false;
+  release_queues(!stop_kernel_device);
   control_.del_dev(id_);
   spdlog::info("{}: ublk device {} deleted", mapped_.device_name(), id_);
 }

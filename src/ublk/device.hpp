@@ -89,7 +89,7 @@ class Device {
  private:
   void open_char_device();
   void start_queues();
-  void release_queues();
+  void release_queues(bool ask_to_stop);
   void teardown(bool stop_kernel_device, const std::function<void()>& after_stop_dev = {});
 
   Control& control_;

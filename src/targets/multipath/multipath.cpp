@@ -114,6 +114,7 @@ MultipathTarget::MultipathTarget(TargetEnv& env, std::span<const std::string> ar
     in.bad(fmt::format("feature count {} but only {} arguments follow", nfeat, in.remaining()));
   }
   bool qifnp = false;
+  std::vector<Path*> absent;  // paths built as stand-ins (DeviceContext::restoring)
   for (unsigned used = 0; used < nfeat;) {
     const std::string& w = in.next("feature");
     ++used;
@@ -231,7 +232,13 @@ MultipathTarget::MultipathTarget(TargetEnv& env, std::span<const std::string> ar
       try {
         p->dev = open_device_range(env, "multipath", p->given, 0, env.len);
       } catch (const Error& e) {
-        throw Error(e.code(), fmt::format("{} (group {}, path {})", e.what(), g + 1, i + 1));
+        if (!env.device.restoring()) {
+          throw Error(e.code(), fmt::format("{} (group {}, path {})", e.what(), g + 1, i + 1));
+        }
+        spdlog::warn("{}: path {} cannot be opened ({}): kept in the map as a failed path",
+                     env.device.device_name(), p->given, e.what());
+        p->dev = env.opener.open_absent(p->given, env.len);
+        absent.push_back(p.get());
       }
       p->index = static_cast<unsigned>(paths_.size());
       p->group = g;
@@ -257,6 +264,10 @@ MultipathTarget::MultipathTarget(TargetEnv& env, std::span<const std::string> ar
                        in.remaining(), in.peek()));
   }
   valid_paths_.store(static_cast<int>(paths_.size()));
+  for (Path* p : absent) {
+    fail_path(*p, "cannot be opened");
+    p->checker.store(CheckerState::kDown);
+  }
   if (initial > 0) {
     next_group_.store(static_cast<int>(initial) - 1);
   }

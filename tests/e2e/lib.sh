@@ -40,6 +40,25 @@
 #   (the next test gets the defaults back only if it reloads too; prefer
 #   putting `on_exit reload_module NAME` after it, which restores them).
 #
+# Daemon restarts (devices outlive ubdmd: SIGTERM and kill -9 leave them to
+# the kernel, the next ubdmd adopts them from $UBDM_STATE_DIR):
+#   stop_ubdmd      the cleanup: remove_all --force, then SIGTERM; leaves nothing
+#   term_ubdmd      plain SIGTERM and wait (exit status must be 0), no removal
+#   kill_ubdmd      SIGKILL (a crash); restart_ubdmd ARGS: term_ubdmd + start
+#   reap_ubdmd      wait for a ubdmd that ends on its own (UBDMD_CRASH_AT);
+#                   its status in UBDMD_RC
+#   ubdmd_log_last  the log of the newest start only; expect_logged WHAT ERE...,
+#                   expect_adopted NAME... check it
+#   dev_ident NAME  what must survive a restart (node, tables, options, state);
+#                   expect_ident NAME BEFORE compares
+#   ublk_ids, ublk_id NAME, state_files, wait_no_ublk WHEN: what is left
+#   inflight DEV, wait_inflight DEV [N]: I/Os in flight (sysfs), not a sleep
+#   io_count DEV, wait_io_progress DEV [N]: completions, "I/O flows again"
+#   dm_delay NAME OFF SECTORS MS: a slow disk over /dev/ram0 (I/O stays in
+#                   flight long enough to be caught by a kill)
+#   fio_verify_bg TAG DEV SIZE, fio_verify_wait TAG PID: fio with crc32c
+#                   verify in the background, several at once; pid_alive PID
+#
 # Tools: busybox applets, fio, mke2fs/mkfs.ext4/e2fsck/dumpe2fs, dmsetup,
 # blockdev, blkdiscard, lsblk, losetup (util-linux), and /bin/ubdmd,
 # /bin/ubdmsetup when run.sh packed them.
@@ -49,6 +68,7 @@ UBDMSETUP=${UBDMSETUP:-/bin/ubdmsetup}
 UBDM_SOCK=${UBDM_SOCK:-/run/ubdm/control.sock}
 UBDMD_LOG=${UBDMD_LOG:-/tmp/ubdmd.log}
 UBDMD_PIDFILE=/run/ubdm/ubdmd.pid
+UBDM_STATE_DIR=${UBDM_STATE_DIR:-/run/ubdm/devices}
 TEST_TMP=${UBDM_TEST_TMP:-/tmp}
 TEST_NAME=${UBDM_TEST_NAME:-$(basename "$0" .sh)}
 _lib_t0=$(date +%s)
@@ -198,7 +218,8 @@ ubdmd_pid() { cat "$UBDMD_PIDFILE" 2>/dev/null; }
 ubdmd_running() { local p; p=$(ubdmd_pid) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 # start_ubdmd [EXTRA ARGS...]: /bin/ubdmd --foreground --socket $UBDM_SOCK in
-# the background, output appended to /tmp/ubdmd.log; waits for the socket.
+# the background, output appended to /tmp/ubdmd.log; waits for the socket
+# and the first answer (so devices it adopts at start are adopted).
 # shellcheck disable=SC2120 # optional arguments
 start_ubdmd() {
   require_ubdm
@@ -219,16 +240,41 @@ start_ubdmd() {
       die "ubdmd exited (status $rc) before creating $UBDM_SOCK"
     fi
     i=$((i + 1))
-    [ $i -lt 100 ] || die "ubdmd did not create $UBDM_SOCK within 10s"
+    # Adopting devices comes first; it may wait for the old process's release.
+    [ $i -lt 300 ] || die "ubdmd did not create $UBDM_SOCK within 30s"
     sleep 0.1
   done
+  # The socket exists before adoption ends (connections wait in its backlog
+  # meanwhile): the first answer means every device is adopted and served.
+  _with_timeout 60 "$UBDMSETUP" --socket "$UBDM_SOCK" ls >/dev/null 2>&1 ||
+    log "ubdmd did not answer 'ls' within 60s of creating its socket"
   log "ubdmd running (pid $UBDMD_PID)"
 }
 
-# stop_ubdmd [TIMEOUT_S=20]: SIGTERM and wait. FAILs if it does not exit in
-# time (then SIGKILLs it) or exits non-zero. Returns at once if not running.
+# _with_timeout SECS CMD...: CMD, killed after SECS if `timeout` exists.
+_with_timeout() {
+  local t=$1
+  shift
+  if command -v timeout >/dev/null 2>&1; then timeout "$t" "$@"; else "$@"; fi
+}
+
+# stop_ubdmd [TIMEOUT_S=20]: the cleanup of a test. If ubdmd runs, removes
+# every device (`ubdmsetup remove_all --force`; a failure is only logged),
+# then stops it as term_ubdmd does. Returns at once if it is not running.
 # shellcheck disable=SC2120 # optional arguments
 stop_ubdmd() {
+  if ubdmd_running && [ -S "$UBDM_SOCK" ]; then
+    _with_timeout "${1:-20}" "$UBDMSETUP" --socket "$UBDM_SOCK" remove_all --force >"$TEST_TMP/.remove_all" 2>&1 ||
+      log "remove_all --force before stopping ubdmd failed: $(tr '\n' ' ' <"$TEST_TMP/.remove_all")"
+  fi
+  term_ubdmd "$@"
+}
+
+# term_ubdmd [TIMEOUT_S=20]: SIGTERM and wait; removes nothing itself (what
+# happens to the devices is ubdmd's --on-stop). FAILs if it does not exit in
+# time (then SIGKILLs it) or exits non-zero. Returns at once if not running.
+# shellcheck disable=SC2120 # optional arguments
+term_ubdmd() {
   local pid limit=$((${1:-20} * 10)) i=0 rc=0
   pid=$(ubdmd_pid) || return 0
   [ -n "$pid" ] || return 0
@@ -251,15 +297,132 @@ stop_ubdmd() {
   log "ubdmd stopped"
 }
 
+# restart_ubdmd [ARGS...]: a planned restart: term_ubdmd, then start_ubdmd
+# ARGS (give again any options the first start had).
+restart_ubdmd() {
+  term_ubdmd
+  start_ubdmd "$@"
+}
+
+# _gone PID: not running (or a zombie).
+_gone() {
+  ! kill -0 "$1" 2>/dev/null && return 0
+  case $(cat "/proc/$1/stat" 2>/dev/null) in *") Z "*) return 0 ;; esac
+  return 1
+}
+
 # kill_ubdmd: SIGKILL (crash simulation); waits until it is gone.
 kill_ubdmd() {
   local pid
   pid=$(ubdmd_pid) || return 0
   kill -KILL "$pid" 2>/dev/null || true
+  # Not our child (started in a subshell): wait returns at once; poll.
   wait "$pid" 2>/dev/null || true
+  wait_until 10 _gone "$pid" || die "ubdmd (pid $pid) still there 10s after SIGKILL"
   rm -f "$UBDMD_PIDFILE"
   log "ubdmd killed"
 }
+
+# reap_ubdmd [TIMEOUT_S=10]: wait for a ubdmd that is to end by itself (as
+# UBDMD_CRASH_AT makes it); sets UBDMD_RC to its exit status (137: SIGKILL).
+# FAILs if it is still running after TIMEOUT_S. Not inside $(...): the
+# shell that started ubdmd must wait for it.
+reap_ubdmd() {
+  local pid
+  UBDMD_RC=0
+  pid=$(ubdmd_pid) || die "reap_ubdmd: no ubdmd was started"
+  wait_until "${1:-10}" _gone "$pid" || die "ubdmd (pid $pid) still running after ${1:-10}s"
+  wait "$pid" 2>/dev/null || UBDMD_RC=$?
+  rm -f "$UBDMD_PIDFILE"
+  log "ubdmd (pid $pid) ended by itself, status $UBDMD_RC"
+}
+
+# ubdmd_log_last: the part of $UBDMD_LOG written since the newest start.
+ubdmd_log_last() {
+  awk '/^=== / { n = 0 } { line[++n] = $0 } END { for (i = 1; i <= n; i++) print line[i] }' "$UBDMD_LOG"
+}
+# expect_logged WHAT ERE...: the newest start's log has a line matching
+# every ERE (e.g. expect_logged "adoption of t0" adopted t0).
+expect_logged() {
+  local what=$1 lines re
+  shift
+  lines=$(ubdmd_log_last)
+  for re in "$@"; do
+    lines=$(printf '%s\n' "$lines" | grep -E -- "$re") || true
+  done
+  [ -n "$lines" ] || die "$what: no line matching /$*/ in the log of the newest ubdmd"
+  log "logged: $(printf '%s\n' "$lines" | head -n 1)"
+}
+# expect_adopted NAME...: ubdmd's newest start logged the adoption of each.
+expect_adopted() {
+  local n
+  for n in "$@"; do expect_logged "adoption of $n" adopted "(^|[^A-Za-z0-9_.-])$n([^A-Za-z0-9_.-]|\$)"; done
+}
+
+# ublk_ids: the ublk device ids in the kernel now (/dev/ublkcN), one a line.
+ublk_ids() {
+  local c
+  for c in /dev/ublkc*; do [ -e "$c" ] && echo "${c#/dev/ublkc}"; done
+  return 0
+}
+_no_ublk() { [ -z "$(ublk_ids)" ]; }
+# wait_no_ublk WHEN [TIMEOUT_S=10]: FAIL unless every ublk device is gone.
+wait_no_ublk() {
+  wait_until "${2:-10}" _no_ublk || die "ublk devices left $1: $(ublk_ids | sed 's|^|/dev/ublkc|' | tr '\n' ' ')"
+}
+# state_files: the state files now in $UBDM_STATE_DIR, one a line.
+state_files() {
+  local f
+  for f in "$UBDM_STATE_DIR"/*.json; do [ -e "$f" ] && basename "$f"; done
+  return 0
+}
+
+# dev_ident NAME: what a restart must keep, one item a line: the node
+# /dev/ubdm/NAME points to, the block device's numbers, the state, which
+# tables there are, the options (queues, depth, poll_usec), size and ublk
+# id (from `ubdmsetup --json info`), and both tables' lines.
+dev_ident() {
+  local blk
+  blk=$(readlink -f "/dev/ubdm/$1") || blk="(no /dev/ubdm/$1)"
+  echo "node $blk"
+  [ -b "$blk" ] && echo "devt $(basename "$(sys_block "$blk")")"
+  ubdmsetup --json info "$1" |
+    grep -E '"(name|state|live_table|inactive_table|major|minor|size_sectors|blockdev|ublk_id|queues|depth|poll_usec|target_count)":' |
+    sed 's/^ *//; s/,$//' | LC_ALL=C sort
+  echo "table:"
+  ubdmsetup table "$1"
+  echo "inactive table:"
+  ubdmsetup table --inactive "$1" 2>&1 || true
+}
+# expect_ident NAME BEFORE [WHEN]: dev_ident NAME equals BEFORE.
+expect_ident() {
+  local now
+  now=$(dev_ident "$1")
+  if [ "$now" != "$2" ]; then
+    log "$1 before:"
+    printf '%s\n' "$2" | sed 's/^/    /' >&2
+    log "$1 now:"
+    printf '%s\n' "$now" | sed 's/^/    /' >&2
+    die "$1: node, table, state or options changed ${3:-across the restart} (see the log)"
+  fi
+  log "$1: same node, tables, state and options ${3:-across the restart}"
+}
+
+# expect_kept WHEN NAME...: /dev/ubdm/NAME is still a block device (after
+# a crash or a stop, devices outlive ubdmd).
+expect_kept() {
+  local when=$1 n
+  shift
+  for n in "$@"; do
+    [ -b "$(readlink -f "/dev/ubdm/$n" 2>/dev/null)" ] ||
+      die "/dev/ubdm/$n is not a block device $when (devices are to outlive ubdmd)"
+  done
+}
+# ublk_id NAME: the ublk device id of NAME (/dev/ublkcID, /dev/ublkbID).
+ublk_id() { ubdmsetup --json info "$1" | sed -n 's/^ *"ublk_id": *\([0-9-]*\),\{0,1\} *$/\1/p'; }
+
+# dev_state NAME: ACTIVE or SUSPENDED (from `ubdmsetup info`).
+dev_state() { ubdmsetup info "$1" | sed -n 's/^State: *//p'; }
 
 # --- devices --------------------------------------------------------------------
 
@@ -283,6 +446,36 @@ path_state() { cat "/sys/block/${1#/dev/}/device/state"; }
 
 dev_sectors() { blockdev --getsz "$1"; }   # size in 512-byte sectors
 
+# sys_block DEV: the sysfs directory of block device DEV (a node, or a link
+# to one): /sys/dev/block/MAJ:MIN (dmsetup's /dev/mapper nodes are no links).
+sys_block() {
+  local hex
+  hex=$(stat -L -c '%t:%T' "$1") || return 1
+  echo "/sys/dev/block/$((0x${hex%%:*})):$((0x${hex##*:}))"
+}
+# inflight DEV: reads + writes the block layer has started and not ended.
+inflight() { awk '{ print $1 + $2 }' "$(sys_block "$1")/inflight"; }
+_inflight_at_least() { [ "$(inflight "$1")" -ge "$2" ]; }
+# wait_inflight DEV [N=1] [TIMEOUT_S=20]: wait until N I/Os of DEV are in
+# flight (issued by the submitter, not yet completed); FAIL on timeout. Use
+# it instead of `sleep` after starting I/O that is to be held.
+wait_inflight() {
+  wait_until "${3:-20}" _inflight_at_least "$1" "${2:-1}" ||
+    die "$1: ${2:-1} I/O(s) not in flight within ${3:-20}s (inflight: $(cat "$(sys_block "$1")/inflight"))"
+  log "$1: in flight: $(inflight "$1")"
+}
+# io_count DEV: reads + writes DEV completed so far.
+io_count() { awk '{ print $1 + $5 }' "$(sys_block "$1")/stat"; }
+_io_count_above() { [ "$(io_count "$1")" -gt "$2" ]; }
+# wait_io_progress DEV [N=20] [TIMEOUT_S=20]: wait until DEV completes N
+# more I/Os; FAIL on timeout (I/O does not flow).
+wait_io_progress() {
+  local c
+  c=$(io_count "$1")
+  wait_until "${3:-20}" _io_count_above "$1" $((c + ${2:-20})) ||
+    die "$1: I/O does not flow (${2:-20} more completions not seen in ${3:-20}s)"
+}
+
 # count_words STRING WORD: how often WORD is a whole word of STRING.
 count_words() { printf '%s\n' "$1" | awk -v w="$2" '{ for (i = 1; i <= NF; i++) if ($i == w) n++ } END { print n + 0 }'; }
 # mpath_states STATUS: the A/F state of each path in a (kernel-format)
@@ -298,6 +491,16 @@ dm_create() {
     die "dmsetup create $1 --table '$2' failed"
   wait_for "/dev/mapper/$1" 5
   echo "/dev/mapper/$1"
+}
+# dm_delay NAME OFFSET SECTORS MS: a kernel dm-delay device over that part
+# of /dev/ram0 (reads and writes take MS ms), node /dev/mapper/NAME; its
+# removal is registered with on_exit (do not call it inside $(...)). A
+# slow disk keeps I/O in flight through a daemon restart whatever the
+# machine's speed (iodepth 8 at 20 ms: 400 IOPS).
+# Create it before start_ubdmd, so that its removal runs after stop_ubdmd.
+dm_delay() {
+  dm_create "$1" "0 $3 delay /dev/ram0 $2 $4" >/dev/null
+  on_exit dm_remove "$1"
 }
 # dm_remove NAME: retries while the device is briefly busy.
 dm_remove() {
@@ -401,25 +604,78 @@ fio_wait() {
   log "background fio finished without errors"
 }
 
+# fio_verify_bg TAG DEV SIZE [FIO ARGS...]: in the background, random 4k
+# writes of SIZE with crc32c verification as it goes (verify_backlog) and a
+# verify pass at the end, verify_fatal; iodepth 8. Several may run at once
+# (one TAG each). Output in $TEST_TMP/fio-TAG.out; sets FIO_PID. Check it
+# with fio_verify_wait TAG PID.
+fio_verify_bg() {
+  local tag=$1 dev=$2 size=$3
+  shift 3
+  fio --name="$tag" --filename="$dev" --ioengine=io_uring --direct=1 --bs=4k --iodepth=8 \
+    --rw=randwrite --size="$size" --verify=crc32c --do_verify=1 --verify_fatal=1 \
+    --verify_backlog=256 --eta=never "$@" --output="$TEST_TMP/fio-$tag.out" </dev/null >/dev/null 2>&1 &
+  FIO_PID=$!
+  log "fio verify $tag on $dev ($size) in the background (pid $FIO_PID)"
+}
+# pid_alive PID: running and not a zombie.
+pid_alive() { ! _gone "$1"; }
+# fio_verify_wait TAG PID: FAILs unless that fio ended with status 0, no I/O
+# error (err= 0) and no verify failure, having written and read back.
+fio_verify_wait() {
+  local tag=$1 pid=$2 rc=0 out="$TEST_TMP/fio-$1.out"
+  wait "$pid" || rc=$?
+  if [ "$rc" -ne 0 ] || ! grep -q 'err= 0' "$out" || grep -qiE 'verify.*(fail|bad)|bad magic|crc32c.*wanted' "$out"; then
+    tail -n 40 "$out" >&2
+    die "fio verify $tag failed (exit $rc): $(grep -m1 -iE 'err=|verify|error' "$out")"
+  fi
+  if ! grep -q 'WRITE:' "$out" || ! grep -q 'READ:' "$out"; then
+    cat "$out" >&2
+    die "fio verify $tag did not both write and read back"
+  fi
+  log "fio verify $tag: no I/O error, no verify failure"
+}
+
 # --- used by run-all.sh between tests -------------------------------------------
 
 # Best-effort return to the initial state, so one test's leftovers do not
-# fail the next: stops ubdmd, removes kernel dm devices, brings scsi_debug
-# paths back online. Prints what it had to clean.
+# fail the next: stops ubdmd (removing its devices), brings scsi_debug paths
+# back online and suspended kernel dm devices back; ublk devices and state
+# files left behind (devices outlive ubdmd) are adopted by a fresh ubdmd and
+# removed; then kernel dm devices are removed. Prints what it had to clean.
+# Never exits (run-all.sh calls it): whatever could die runs in a subshell.
 e2e_reset() {
-  local f
+  local f n left
   if ubdmd_running; then
-    echo "reset: ubdmd still running; stopping it"
-    kill -TERM "$(ubdmd_pid)" 2>/dev/null
-    wait_until 10 sh -c "! kill -0 $(ubdmd_pid) 2>/dev/null" || kill -KILL "$(ubdmd_pid)" 2>/dev/null
+    echo "reset: ubdmd still running; removing its devices and stopping it"
+    (stop_ubdmd 30) >/dev/null 2>&1 || { kill -KILL "$(ubdmd_pid)" 2>/dev/null; sleep 0.5; }
   fi
   rm -f "$UBDMD_PIDFILE"
-  if dmsetup ls 2>/dev/null | grep -qv 'No devices found'; then
-    echo "reset: removing leftover dm devices: $(dmsetup ls | awk '{ printf "%s ", $1 }')"
-    dmsetup remove_all --force >/dev/null 2>&1 || true
-  fi
   for f in /sys/block/sd*/device/state; do
     [ -e "$f" ] || continue
     [ "$(cat "$f")" = running ] || { echo "reset: $f back to running"; echo running >"$f"; }
   done
+  # A ubdm device over a suspended dm device could not be removed.
+  for n in $(dmsetup info -c --noheadings -o name,suspended 2>/dev/null | awk -F: '$2 == "Suspended" { print $1 }'); do
+    echo "reset: resuming suspended dm device $n"
+    dmsetup resume --noudevsync "$n" >/dev/null 2>&1 || true
+  done
+  left=$(ublk_ids | sed 's|^|/dev/ublkc|'; state_files)
+  if [ -n "$left" ]; then
+    echo "reset: left behind: $(printf '%s\n' "$left" | tr '\n' ' ')"
+    if have_ubdm && (start_ubdmd) >/dev/null 2>&1; then
+      echo "reset: a fresh ubdmd has: $("$UBDMSETUP" --socket "$UBDM_SOCK" ls 2>&1 | tr '\n' ' ')"
+      (stop_ubdmd 30) >/dev/null 2>&1 || { kill -KILL "$(ubdmd_pid)" 2>/dev/null; rm -f "$UBDMD_PIDFILE"; }
+    else
+      echo "reset: ubdmd could not start to clean up:"
+      tail -n 10 "$UBDMD_LOG" 2>/dev/null | sed 's/^/  ubdmd: /'
+      rm -f "$UBDMD_PIDFILE"
+    fi
+    left=$(ublk_ids | sed 's|^|/dev/ublkc|'; state_files)
+    [ -z "$left" ] || echo "reset: still left: $(printf '%s\n' "$left" | tr '\n' ' ')"
+  fi
+  if dmsetup ls 2>/dev/null | grep -qv 'No devices found'; then
+    echo "reset: removing leftover dm devices: $(dmsetup ls | awk '{ printf "%s ", $1 }')"
+    dmsetup remove_all --force >/dev/null 2>&1 || true
+  fi
 }

@@ -40,8 +40,16 @@
 # mp_queue_write SEEK      start an O_DIRECT 64 KiB write of new random data
 #                          at 64 KiB block SEEK in the background; sets
 #                          NEW_SUM and WR
+# mp_queued_done PATH SEEK WHEN   the mp_queue_read/mp_queue_write I/O ($RD,
+#                          $WR) ends within 15 s with status 0, the read with
+#                          $SUM's data, the write (at 64 KiB block SEEK) on
+#                          the LUN, read back through PATH
 # fio_alive                true while the fio_bg fio ($FIO_PID) has not ended
 #                          (a finished one stays a zombie: kill -0 is not enough)
+# sd_delay JIFFIES         scsi_debug's command delay (default 1); set it
+#                          before any I/O (refused while commands are queued)
+# mp_status_norm NAME      `ubdmsetup status NAME` with each path's fail count
+#                          replaced by "-" (a count need not survive a restart)
 # scsi_debug_add_host      add a third host (another path to the LUN); prints
 #                          its /dev/sdX; remove it with scsi_debug_remove_host
 
@@ -176,6 +184,14 @@ expect_done() { # PID SECS WHAT
 
 fio_alive() { kill -0 "$FIO_PID" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$FIO_PID/stat" 2>/dev/null)" != Z ]; }
 
+sd_delay() {
+  echo "$1" >/sys/bus/pseudo/drivers/scsi_debug/delay || die "cannot set scsi_debug delay=$1"
+}
+
+mp_status_norm() {
+  ubdmsetup status "$1" | awk '{ for (i = 1; i < NF - 1; i++) if ($i ~ /^[0-9]+:[0-9]+$/) $(i + 2) = "-"; print }'
+}
+
 SD_ADD_HOST=/sys/bus/pseudo/drivers/scsi_debug/add_host
 scsi_debug_add_host() {
   local before after new i=0
@@ -201,6 +217,16 @@ mp_queue_read() { # MIB
   on_exit path_online "$P2"
   dd_bg rd "$MP_DEV" if="$MP_DEV" of="$TEST_TMP/read.bin" bs=1M count=1 skip="$1" iflag=direct
   RD=$DD_PID
+}
+
+mp_queued_done() { # PATH SEEK WHEN
+  expect_done "$RD" 15 "queued read $3"
+  expect_done "$WR" 15 "queued write $3"
+  expect_eq "$(dd_status rd)" 0 "queued read exit status ($(cat "$TEST_TMP/rd.err"))"
+  expect_eq "$(dd_status wr)" 0 "queued write exit status ($(cat "$TEST_TMP/wr.err"))"
+  expect_eq "$(md5sum <"$TEST_TMP/read.bin" | cut -d' ' -f1)" "$SUM" "data of the queued read"
+  expect_eq "$(dd if="$1" bs=64k count=1 skip="$2" iflag=direct status=none | md5sum | cut -d' ' -f1)" "$NEW_SUM" \
+    "the queued write reached the LUN"
 }
 
 mp_queue_write() { # SEEK (64 KiB blocks)

@@ -262,9 +262,10 @@ void DispatchQueue::adopt_table(TablePtr table, std::uint64_t gen) {
     for (const BlockDevice* d : next) {
       if (!contains(attached_, d)) {
         const int rc = backend_->attach(*d);
-        if (rc < 0) {
+        if (rc < 0 && d->fd() >= 0) {
           // I/O to this device will fail with the backend's error; the table
-          // stays usable for the others.
+          // stays usable for the others. (A stand-in without a descriptor,
+          // DeviceOpener::open_absent, is expected not to attach.)
           spdlog::error("{} queue {}: cannot attach {}: {}", dev_.device_name(), id_, d->path(),
                         errno_string(rc));
         }

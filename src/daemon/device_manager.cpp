@@ -626,8 +626,17 @@ void DeviceManager::force_error_table(Managed& d) {
   MappedDevice& md = *d.mapped;
   // As dmsetup remove --force: replace the table with `error` so that
   // queued I/O fails instead of waiting; a noflush suspend does not wait
-  // for I/O that a target keeps queued.
-  md.load_text(fmt::format("0 {} error", md.size_sectors()));
+  // for I/O that a target keeps queued. A device without a live table (one
+  // adopted whose table could not be rebuilt) holds its I/O: the error
+  // table, of the disk's size, lets that fail too.
+  sector_t size = md.size_sectors();
+  if (size == 0 && d.kernel) {
+    size = d.kernel->params().basic.dev_sectors;
+  }
+  if (size == 0) {
+    return;  // no table and no disk: no I/O to fail
+  }
+  md.load_text(fmt::format("0 {} error", size));
   if (md.info().state == DeviceState::kActive) {
     try {
       md.suspend(kSuspendNoflush, kForceSuspendTimeout);

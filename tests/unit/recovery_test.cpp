@@ -453,6 +453,22 @@ TEST_F(DaemonRecoveryTest, AMultipathPathGoneWhileNoDaemonRanIsKeptFailed) {
   EXPECT_EQ(call(m, {{"op", "info"}, {"name", "mp"}})["devices"][0]["state"], "ACTIVE");
 }
 
+TEST_F(DaemonRecoveryTest, ADeviceWithoutATableCanBeRemovedByForce) {
+  const std::string dir2 = dir.sub("after-crash");
+  std::vector<ublk::DevInfo> kernel;
+  {
+    daemon::DeviceManager m(cfg, storage, nullptr);
+    call(m, {{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk1 0"}});
+    kernel = crash_copy(dir2);
+  }
+  storage.remove_disk("disk1");
+  cfg.state_dir = dir2;
+  daemon::DeviceManager m(cfg, storage, nullptr);
+  ASSERT_EQ(m.adopt_devices(kernel, std::chrono::seconds(10)), 1U);
+  EXPECT_EQ(call(m, {{"op", "remove_all"}, {"force", true}})["removed"], json({"a"}));
+  EXPECT_EQ(m.device_count(), 0U);
+}
+
 TEST_F(DaemonRecoveryTest, StaleRecordsAreDroppedAndNothingIsAdopted) {
   const std::string dir2 = dir.sub("after-crash");
   {

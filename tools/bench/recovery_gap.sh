@@ -9,7 +9,8 @@
 #
 #   tools/bench/recovery_gap.sh [--runtime S] [--repeat N] [--workload W]
 #                               [--disk DEV] [--cases LIST]
-#                               [--bin PATH...] [--no-bin] [--keep-log FILE]
+#                               [--kernel LINE] [--bin PATH...] [--no-bin]
+#                               [--keep-log FILE]
 #
 #   --runtime S     seconds of fio per run, the action at half (default 6)
 #   --repeat N      runs per case (default 3)
@@ -17,7 +18,7 @@
 #   --disk DEV      the disk in the guest under every map (default /dev/nullb0)
 #   --cases LIST    comma list of none, dm-suspend-resume, ubdm-suspend-resume,
 #                   ubdm-term-restart, ubdm-kill-restart (default: all)
-#   --bin, --no-bin, --keep-log   as tools/bench/run.sh
+#   --kernel, --bin, --no-bin, --keep-log   as tools/bench/run.sh
 #
 # Prints a table: per case the gap (ms: min, median, max over the runs), the
 # median time the action took and the completions per run. Under TCG only
@@ -26,7 +27,7 @@ set -euo pipefail
 # shellcheck source=tools/vm/common.sh
 . "$(dirname "$0")/../vm/common.sh"
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 runtime=6 repeat=3 workload=randread-4k-qd1 disk=/dev/nullb0
 cases=none,dm-suspend-resume,ubdm-suspend-resume,ubdm-term-restart,ubdm-kill-restart
@@ -40,15 +41,12 @@ while [ $# -gt 0 ]; do
     --workload) workload=${2:?}; shift 2 ;;
     --disk) disk=${2:?}; shift 2 ;;
     --cases) cases=${2:?}; shift 2 ;;
-    --bin)
-      shift
-      bins_given=1
-      while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do bins+=("$1"); shift; done
-      ;;
-    --no-bin) bins_given=1; bins=(); shift ;;
-    --keep-log) keep_log=${2:?}; shift 2 ;;
     -h | --help) usage ;;
-    *) vm_die "unknown argument: $1 (see --help)" ;;
+    *)
+      vm_common_option "$@"
+      [ "$vm_used" -gt 0 ] || vm_die "unknown argument: $1 (see --help)"
+      shift "$vm_used"
+      ;;
   esac
 done
 case $runtime$repeat in '' | *[!0-9]*) vm_die "--runtime and --repeat take whole numbers" ;; esac
@@ -59,10 +57,10 @@ if [ $bins_given = 0 ]; then
 fi
 [ ${#bins[@]} -gt 0 ] || vm_die "no ubdm binaries (build ubdmd and ubdmsetup, or pass --bin)"
 
-"$UBDM_ROOT/tools/vm/fetch.sh"
+"$UBDM_ROOT/tools/vm/fetch.sh" --kernel "$UBDM_VM_KERNEL"
 mkdir -p "$UBDM_VM_WORK"
-initrd=$UBDM_VM_WORK/gap-initrd.cpio.gz
-log=$UBDM_VM_WORK/gap-console.log
+initrd=$UBDM_VM_WORK/gap-initrd-$UBDM_VM_KERNEL.cpio.gz
+log=$UBDM_VM_WORK/gap-console-$UBDM_VM_KERNEL.log
 "$UBDM_ROOT/tools/vm/build-initramfs.sh" "$initrd" --bin "${bins[@]}" --tests "$UBDM_ROOT/tests/e2e"
 
 ncases=$(tr ',' '\n' <<<"$cases" | grep -c .)

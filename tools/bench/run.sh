@@ -3,9 +3,11 @@
 # devices, kernel dm and ubdm, all in ONE boot (under TCG only ratios within
 # one boot mean anything).
 #
-#   tools/bench/run.sh [--runtime S] [--devices LIST] [--workloads LIST]
-#                      [--bin PATH...] [--no-bin] [--keep-log FILE] [--json FILE]
+#   tools/bench/run.sh [--kernel 6.12|newest] [--runtime S] [--devices LIST]
+#                      [--workloads LIST] [--bin PATH...] [--no-bin]
+#                      [--keep-log FILE] [--json FILE]
 #
+#   --kernel LINE      the kernel to boot, as tools/vm/run.sh (default newest)
 #   --runtime S        seconds per fio run (default $UBDM_BENCH_RUNTIME or 8)
 #   --devices LIST     comma list, default null-raw,null-dm-linear,null-ubdm-linear;
 #                      also null-ubdm-linear-pollN (--poll-usec N), sda-raw,
@@ -26,7 +28,7 @@ set -euo pipefail
 # shellcheck source=tools/vm/common.sh
 . "$(dirname "$0")/../vm/common.sh"
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 runtime=${UBDM_BENCH_RUNTIME:-8}
 devices=${UBDM_BENCH_DEVICES:-null-raw,null-dm-linear,null-ubdm-linear}
@@ -39,16 +41,13 @@ while [ $# -gt 0 ]; do
     --runtime) runtime=${2:?}; shift 2 ;;
     --devices) devices=${2:?}; shift 2 ;;
     --workloads) workloads=${2:?}; shift 2 ;;
-    --bin)
-      shift
-      bins_given=1
-      while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do bins+=("$1"); shift; done
-      ;;
-    --no-bin) bins_given=1; bins=(); shift ;;
-    --keep-log) keep_log=${2:?}; shift 2 ;;
     --json) json_out=${2:?}; shift 2 ;;
     -h | --help) usage ;;
-    *) vm_die "unknown argument: $1 (see --help)" ;;
+    *)
+      vm_common_option "$@"
+      [ "$vm_used" -gt 0 ] || vm_die "unknown argument: $1 (see --help)"
+      shift "$vm_used"
+      ;;
   esac
 done
 case $runtime in '' | *[!0-9]*) vm_die "--runtime takes whole seconds" ;; esac
@@ -63,10 +62,10 @@ if [ $bins_given = 0 ]; then
   mapfile -t bins < <(vm_default_bins)
 fi
 
-"$UBDM_ROOT/tools/vm/fetch.sh"
+"$UBDM_ROOT/tools/vm/fetch.sh" --kernel "$UBDM_VM_KERNEL"
 mkdir -p "$UBDM_VM_WORK"
-initrd=$UBDM_VM_WORK/bench-initrd.cpio.gz
-log=$UBDM_VM_WORK/bench-console.log
+initrd=$UBDM_VM_WORK/bench-initrd-$UBDM_VM_KERNEL.cpio.gz
+log=$UBDM_VM_WORK/bench-console-$UBDM_VM_KERNEL.log
 "$UBDM_ROOT/tools/vm/build-initramfs.sh" "$initrd" --bin ${bins[@]+"${bins[@]}"} --tests "$UBDM_ROOT/tests/e2e"
 
 ndev=$(tr ',' '\n' <<<"$devices" | grep -c .)

@@ -16,13 +16,63 @@ UBDM_VM_MEM=${UBDM_VM_MEM:-2048}
 vm_msg() { printf '[vm] %s\n' "$*" >&2; }
 vm_die() { printf '[vm] error: %s\n' "$*" >&2; exit 1; }
 
-# The directory of the kernel fetch.sh prepared last (vmlinuz, modules/).
+# The kernel lines the VM boots (tools/vm/fetch.sh says which packages):
+# 6.12 is the oldest supported, newest follows Debian's trixie-backports.
+# UBDM_VM_KERNEL picks the one a boot uses (default: newest).
+UBDM_VM_KERNEL_LINES="6.12 newest"
+export UBDM_VM_KERNEL=${UBDM_VM_KERNEL:-newest}  # exported: build-initramfs.sh reads it too
+
+vm_kernel_line_ok() {
+  case " $UBDM_VM_KERNEL_LINES " in
+    *" $1 "*) ;;
+    *) vm_die "unknown kernel line '$1' (one of: $UBDM_VM_KERNEL_LINES)" ;;
+  esac
+}
+
+# vm_cached_kernel LINE: the release cached for LINE, or nothing. (A cache
+# from before there were two lines has one "current", a 6.12.)
+vm_cached_kernel() {
+  local f=$UBDM_VM_CACHE/current-$1 kver
+  [ -f "$f" ] || { [ "$1" = 6.12 ] && f=$UBDM_VM_CACHE/current; }
+  [ -f "$f" ] || return 0
+  kver=$(cat "$f")
+  [ -f "$UBDM_VM_CACHE/kernels/$kver/.complete" ] || return 0
+  printf '%s
+' "$kver"
+}
+
+# The directory of the kernel fetch.sh prepared for UBDM_VM_KERNEL
+# (vmlinuz, modules/).
 vm_kernel_dir() {
   local kver
-  [ -f "$UBDM_VM_CACHE/current" ] || vm_die "no kernel in $UBDM_VM_CACHE; run tools/vm/fetch.sh"
-  kver=$(cat "$UBDM_VM_CACHE/current")
-  [ -f "$UBDM_VM_CACHE/kernels/$kver/.complete" ] || vm_die "kernel cache $kver is incomplete; run tools/vm/fetch.sh"
+  vm_kernel_line_ok "$UBDM_VM_KERNEL"
+  kver=$(vm_cached_kernel "$UBDM_VM_KERNEL")
+  [ -n "$kver" ] || vm_die "no $UBDM_VM_KERNEL kernel in $UBDM_VM_CACHE; run tools/vm/fetch.sh --kernel $UBDM_VM_KERNEL"
   printf '%s\n' "$UBDM_VM_CACHE/kernels/$kver"
+}
+
+# vm_common_option ARGS...: the options every VM script takes.
+#   --kernel LINE      the kernel line to boot (sets UBDM_VM_KERNEL)
+#   --bin PATH...      binaries to pack (sets bins and bins_given=1)
+#   --no-bin           pack none (bins empty, bins_given=1)
+#   --keep-log FILE    copy the console log to FILE (sets keep_log)
+# Sets vm_used to the number of words taken from ARGS (0: not one of these),
+# so a caller's option loop ends in:
+#   *) vm_common_option "$@"; [ "$vm_used" -gt 0 ] || vm_die "unknown argument: $1"; shift "$vm_used" ;;
+vm_common_option() {
+  vm_used=0
+  case $1 in
+    --kernel) vm_kernel_line_ok "${2:-}"; export UBDM_VM_KERNEL=$2; vm_used=2 ;;
+    --bin)
+      vm_used=1
+      bins_given=1
+      bins=()
+      shift
+      while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do bins+=("$1"); shift; vm_used=$((vm_used + 1)); done
+      ;;
+    --no-bin) bins_given=1; bins=(); vm_used=1 ;;
+    --keep-log) keep_log=${2:?--keep-log needs a file}; vm_used=2 ;;
+  esac
 }
 
 # The ubdm binaries packed by default: the release build's, when present.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Boot the ublk-capable test VM and run the end-to-end tests (tests/e2e).
 #
-#   tools/vm/run.sh [--tests 'NAMES'] [--timeout SECONDS] [--test-timeout SECONDS]
-#                   [--bin PATH...] [--no-bin] [--keep-log FILE] [--append 'K=V ...']
-#                   [--shell]
+#   tools/vm/run.sh [--kernel 6.12|newest] [--tests 'NAMES'] [--timeout SECONDS]
+#                   [--test-timeout SECONDS] [--bin PATH...] [--no-bin]
+#                   [--keep-log FILE] [--append 'K=V ...'] [--shell]
 #
+#   --kernel LINE      the kernel to boot (default newest; tools/vm/fetch.sh
+#                      says what each line is; env UBDM_VM_KERNEL)
 #   --tests 'a b'      only these tests (space- or comma-separated; with or
 #                      without .sh; shell patterns such as 'test_mpath_*')
 #   --timeout S        limit for the whole VM run (default 900)
@@ -24,7 +26,7 @@ set -euo pipefail
 # shellcheck source=tools/vm/common.sh
 . "$(dirname "$0")/common.sh"
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 tests='' vm_timeout=900 test_timeout=300 keep_log='' shell=0 extra_append=''
 bins=()
@@ -34,17 +36,14 @@ while [ $# -gt 0 ]; do
     --tests) tests=${2?--tests needs names}; shift 2 ;;
     --timeout) vm_timeout=${2:?--timeout needs seconds}; shift 2 ;;
     --test-timeout) test_timeout=${2:?--test-timeout needs seconds}; shift 2 ;;
-    --bin)
-      shift
-      bins_given=1
-      while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do bins+=("$1"); shift; done
-      ;;
-    --no-bin) bins_given=1; bins=(); shift ;;
-    --keep-log) keep_log=${2:?--keep-log needs a file}; shift 2 ;;
     --append) extra_append="$extra_append ${2:?--append needs words}"; shift 2 ;;
     --shell) shell=1; shift ;;
     -h | --help) usage ;;
-    *) vm_die "unknown argument: $1 (see --help)" ;;
+    *)
+      vm_common_option "$@"
+      [ "$vm_used" -gt 0 ] || vm_die "unknown argument: $1 (see --help)"
+      shift "$vm_used"
+      ;;
   esac
 done
 case $vm_timeout$test_timeout in *[!0-9]*) vm_die "timeouts are whole seconds" ;; esac
@@ -53,12 +52,12 @@ if [ $bins_given = 0 ]; then
 fi
 
 t_start=$(date +%s)
-"$(dirname "$0")/fetch.sh"
+"$(dirname "$0")/fetch.sh" --kernel "$UBDM_VM_KERNEL"
 t_fetched=$(date +%s)
 
 mkdir -p "$UBDM_VM_WORK"
-initrd=$UBDM_VM_WORK/e2e-initrd.cpio.gz
-log=$UBDM_VM_WORK/e2e-console.log
+initrd=$UBDM_VM_WORK/e2e-initrd-$UBDM_VM_KERNEL.cpio.gz
+log=$UBDM_VM_WORK/e2e-console-$UBDM_VM_KERNEL.log
 "$(dirname "$0")/build-initramfs.sh" "$initrd" --bin ${bins[@]+"${bins[@]}"} --tests "$UBDM_ROOT/tests/e2e"
 t_built=$(date +%s)
 if [ ${#bins[@]} -eq 0 ]; then

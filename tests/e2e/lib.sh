@@ -52,6 +52,8 @@
 #   dev_ident NAME  what must survive a restart (node, tables, options, state);
 #                   expect_ident NAME BEFORE compares
 #   ublk_ids, ublk_id NAME, state_files, wait_no_ublk WHEN: what is left
+#   ublk_has_feature BIT: the kernel's ublk has that feature (GET_FEATURES)
+#   kernel_at_least MAJOR MINOR: the running kernel's version
 #   inflight DEV, wait_inflight DEV [N]: I/Os in flight (sysfs), not a sleep
 #   io_count DEV, wait_io_progress DEV [N]: completions, "I/O flows again"
 #   dm_delay NAME OFF SECTORS MS: a slow disk over /dev/ram0 (I/O stays in
@@ -357,6 +359,25 @@ expect_logged() {
 expect_adopted() {
   local n
   for n in "$@"; do expect_logged "adoption of $n" adopted "(^|[^A-Za-z0-9_.-])$n([^A-Za-z0-9_.-]|\$)"; done
+}
+
+# kernel_at_least MAJOR MINOR: the running kernel is MAJOR.MINOR or newer
+# (for the kernel-parity tests: the reference is the kernel that runs).
+kernel_at_least() {
+  local v maj min
+  v=$(uname -r)
+  maj=${v%%.*} v=${v#*.} min=${v%%[!0-9]*}
+  [ "$maj" -gt "$1" ] || { [ "$maj" -eq "$1" ] && [ "$min" -ge "$2" ]; }
+}
+
+# ublk_has_feature BIT: the kernel's ublk driver has feature bit BIT
+# (GET_FEATURES, as `ubdmsetup version` reports it; e.g. 10 UPDATE_SIZE,
+# 11 AUTO_BUF_REG, 12 QUIESCE). Needs a running ubdmd.
+ublk_has_feature() {
+  local f
+  f=$(ubdmsetup --json version | sed -n 's/^ *"ublk_features": *"\(0x[0-9a-f]*\)".*/\1/p')
+  [ -n "$f" ] || die "ubdmsetup version reports no ublk_features"
+  [ $(((f >> $1) & 1)) -eq 1 ]
 }
 
 # ublk_ids: the ublk device ids in the kernel now (/dev/ublkcN), one a line.

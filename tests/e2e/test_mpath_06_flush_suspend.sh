@@ -16,6 +16,8 @@ mp_setup
 on_exit path_online "$P1"
 on_exit path_online "$P2"
 
+_dd_ended() { ! dd_running "$1"; }
+
 # flush_suspend_case KIND NAME DEV: KIND is kernel or ubdm.
 flush_suspend_case() {
   local kind=$1 name=$2 dev=$3 rd t0 t1 table
@@ -40,9 +42,20 @@ flush_suspend_case() {
   fi
   t1=$(now_cs)
   log "$kind: flush suspend took $(((t1 - t0) * 10)) ms"
-  expect_done "$rd" 5 "$kind: queued read at the flush suspend"
-  expect_ne "$(dd_status "rd-$kind")" 0 "$kind: queued read exit status at the flush suspend"
-  expect_contains "$(cat "$TEST_TMP/rd-$kind.err")" "Input/output error" "$kind: queued read error"
+  parked=''
+  if [ "$kind" = kernel ] && ! wait_until 5 _dd_ended "$rd"; then
+    # Seen on 7.3 now and then, never on 6.12: dm-mpath's presuspend still
+    # turns queueing off (the code is unchanged), but a request that sits in
+    # blk-mq's requeue list when dm stops the queue is never dispatched to
+    # be failed, so the suspend completes around it and it waits for a path
+    # (see docs/architecture.md, "Kernel versions"). ubdm keeps the rule.
+    log "kernel: the queued read stayed parked across the flush suspend (the kernel's requeue-list race)"
+    parked=$rd
+  else
+    expect_done "$rd" 5 "$kind: queued read at the flush suspend"
+    expect_ne "$(dd_status "rd-$kind")" 0 "$kind: queued read exit status at the flush suspend"
+    expect_contains "$(cat "$TEST_TMP/rd-$kind.err")" "Input/output error" "$kind: queued read error"
+  fi
   expect_contains "$($tool info "$name")" "SUSPENDED" "$kind: state after the flush suspend"
   table=$($tool table "$name")
   log "$kind: table while suspended: $table"
@@ -70,6 +83,10 @@ flush_suspend_case() {
     dmsetup message "$name" 0 reinstate_path "$P2"
   fi
   expect_done "$rd" 10 "$kind: queued read after the paths came back"
+  if [ -n "$parked" ]; then
+    expect_done "$parked" 10 "kernel: the parked read after the paths came back"
+    expect_eq "$(dd_status "rd-$kind")" 0 "kernel: the parked read's exit status"
+  fi
   expect_eq "$(dd_status "rd2-$kind")" 0 "$kind: queued read exit status ($(cat "$TEST_TMP/rd2-$kind.err"))"
   expect_eq "$(md5sum <"$TEST_TMP/read-$kind.bin" | cut -d' ' -f1)" "$sum" "$kind: data read"
 }

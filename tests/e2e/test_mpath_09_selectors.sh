@@ -7,14 +7,16 @@
 #   queue-length             two equal paths: both used (each >= 25%)
 #   service-time 1 vs 9      relative throughput: the second path gets >= 75%
 #   historical-service-time  two equal paths: both used (each >= 10%)
-# and with path 1 made slow (the kernel's dm-delay, 20 ms, over it):
+# and with path 1 made slow (the kernel's dm-delay, 100 ms, over it; the
+# "fast" path is scsi_debug at about 10 ms per I/O under TCG at this depth,
+# so 20 ms left too little difference for a clear split on some boots):
 #   queue-length             the fast path gets >= 70% (the slow one holds
 #                            its I/Os longer, so its queue is longer)
 #   historical-service-time  the fast path gets >= 70% (measured latency;
 #                            not more: the kernel's estimate counts a burst
 #                            of completions on the slow path as short
 #                            service times, so its average stays well under
-#                            20 ms; about 82% seen)
+#                            the delay)
 #   round-robin              still 40-60%: it does not look at load
 # The kernel's dm-multipath split for the same tables (equal paths) is
 # logged for comparison (the VM's kernel has no historical-service-time,
@@ -92,7 +94,7 @@ share_between "$SHARE2" 75 100 "service-time 1:9, $P2"
 run_split hst "$P1" "$P2" "$cs historical-service-time 0 2 1 $P1 1 $P2 1"
 share_between "$SHARE1" 10 90 "historical-service-time, $P1"
 
-slow=$(dm_create slowp "0 $SECTORS delay $P1 0 20")
+slow=$(dm_create slowp "0 $SECTORS delay $P1 0 100")
 on_exit dm_remove slowp
 run_split qls "$slow" "$P2" "$cs queue-length 0 2 1 $slow 1 $P2 1"
 share_between "$SHARE2" 70 100 "queue-length with a slow $slow, $P2"

@@ -110,6 +110,24 @@ hst_outstanding() {
   printf '%s\n' "$1" | awk '{ for (i = 1; i < NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) printf "%s ", $(i + 4) }'
 }
 
+# newest_table LINE: a kernel TABLE line in the newest kernel's form, which
+# ubdm follows where kernels differ. Before 6.19 the kernel echoes
+# retain_attached_hw_handler (and adds it to queue_mode bio tables); from
+# 6.19 it accepts the word and never prints it.
+newest_table() {
+  if kernel_at_least 6 19; then
+    printf '%s\n' "$1"
+    return
+  fi
+  printf '%s\n' "$1" | awk '{
+    out = $1 " " $2 " " $3; n = $4; kept = 0; words = ""
+    for (i = 5; i < 5 + n; i++) if ($i != "retain_attached_hw_handler") { words = words " " $i; kept++ }
+    out = out " " kept words
+    for (; i <= NF; i++) out = out " " $i
+    print out " "
+  }'
+}
+
 events() { # TOOL NAME
   $1 info "$2" | sed -n 's/^Event number: *//p'
 }
@@ -130,7 +148,7 @@ same() { # WHAT KERNEL UBDM
 compare() {
   local kt ut ks us ke ue
   sleep 0.1   # the kernel's trigger_event is a work item
-  kt=$(to_ubdm "$(dmsetup table kpar)") ut=$(ubdmsetup table upar)
+  kt=$(newest_table "$(to_ubdm "$(dmsetup table kpar)")") ut=$(ubdmsetup table upar)
   ks=$(to_ubdm "$(dmsetup status kpar)") us=$(ubdmsetup status upar)
   ke=$(events dmsetup kpar) ue=$(events ubdmsetup upar)
   if [ "$HST" = 1 ]; then
@@ -292,9 +310,9 @@ table_forms() {
 table_forms
 
 # queue_mode bio: ubdm accepts it and stays request-based, but the kernel
-# echoes it in the table, with the retain_attached_hw_handler it forces:
-# "3 retain_attached_hw_handler queue_mode bio". The TABLE line is what the
-# user loaded, so it must read back the same.
+# echoes it in the table ("2 queue_mode bio"; before 6.19 with the
+# retain_attached_hw_handler it forced, see newest_table). The TABLE line is
+# what the user loaded, so it must read back the same.
 SEL_NAME="queue_mode bio" HST=0
 log "=== queue_mode bio"
 create_both "0 $SECTORS multipath 2 queue_mode bio 0 1 1 round-robin 0 2 1 $P1 1 $M2 1" \

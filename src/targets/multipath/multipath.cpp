@@ -560,10 +560,9 @@ std::string MultipathTarget::status(StatusType type) const {
       words += fmt::format("pg_init_delay_msecs {} ", pg_init_delay_msecs_);
       n += 2;
     }
-    if (retain_hw_handler_) {
-      words += "retain_attached_hw_handler ";
-      n += 1;
-    }
+    // retain_attached_hw_handler is accepted and never printed, as from
+    // Linux 6.19 (the kernel has always retained since 4.3; before 6.19 it
+    // echoed the word, and added it to bio-based tables).
     if (queue_mode_bio_) {
       words += "queue_mode bio ";
       n += 2;

@@ -101,12 +101,19 @@ class MappedDevice final : public DeviceContext {
   // requeued are failed with EIO ("noflush suspend was interrupted").
   void interrupt_suspend();
 
+  // Called by resume() when the table swapped in maps another size than the
+  // live one, with the new size, after every preresume has succeeded and
+  // while I/O is still held: a frontend sets its disk's capacity there, as
+  // dm sets it during the swap. Throwing cancels the swap (the device stays
+  // suspended with its old table and the inactive one loaded).
+  using SizeChange = std::function<void(sector_t new_size)>;
   // Swap in the inactive table if one is loaded (suspending first, with a
   // flush suspend, if the device is active), run preresume and resume on the
   // live targets, and reissue deferred and pushed-back I/O. Throws EINVAL if
   // there is nothing to do (active, no inactive table), and the errno of a
   // failing preresume (the device then stays suspended with its old table).
-  void resume(std::chrono::milliseconds suspend_timeout = std::chrono::seconds(30));
+  void resume(std::chrono::milliseconds suspend_timeout = std::chrono::seconds(30),
+              const SizeChange& size_change = {});
 
   // --- messages, status, events ---
   // Send a message to the target at `sector`.

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -19,7 +20,9 @@ namespace ubdm {
 
 // An underlying device (block device or regular file) opened for a table.
 // Shared by every table that names it; closed when the last table lets go.
-// Immutable after open, so any thread may read it.
+// Immutable after open, so any thread may read it, except its size: that is
+// read again each time a table opens the device (a LUN that grew, then a
+// reload that maps more of it), atomically.
 class BlockDevice {
  public:
   virtual ~BlockDevice() = default;
@@ -31,7 +34,7 @@ class BlockDevice {
   int fd() const { return fd_; }
   bool is_block_device() const { return rdev_ != 0; }
   dev_t rdev() const { return rdev_; }
-  sector_t size_sectors() const { return size_sectors_; }
+  sector_t size_sectors() const { return size_sectors_.load(std::memory_order_relaxed); }
   std::uint32_t logical_block_size() const { return logical_bs_; }
   std::uint32_t physical_block_size() const { return physical_bs_; }
   bool volatile_write_cache() const { return volatile_cache_; }
@@ -54,7 +57,7 @@ class BlockDevice {
   std::string path_;
   int fd_ = -1;
   dev_t rdev_ = 0;
-  sector_t size_sectors_ = 0;
+  mutable std::atomic<sector_t> size_sectors_{0};
   std::uint32_t logical_bs_ = 512;
   std::uint32_t physical_bs_ = 512;
   bool volatile_cache_ = false;
@@ -112,9 +115,12 @@ struct IoRequest {
   std::uint32_t flags = 0;        // ReqFlag bits; kReqFua makes a write durable
   const BlockDevice* dev = nullptr;
   std::uint64_t offset = 0;       // bytes on dev
-  std::byte* buf = nullptr;       // READ/WRITE data
+  std::byte* buf = nullptr;       // READ/WRITE data; nullptr for a kernel buffer
   std::uint64_t len = 0;          // bytes (0 for FLUSH); DISCARD/WRITE_ZEROES may exceed 4 GiB
   int buf_index = -1;             // registered buffer containing buf, or -1
+  // With buf == nullptr and buf_index >= 0 (a zero-copy request, see
+  // Request::buf): where this I/O's data start in that registered buffer.
+  std::uint64_t buf_offset = 0;
   IoCompletion* completion = nullptr;
 
   // Backend-private progress, for continuing short transfers and fallbacks.

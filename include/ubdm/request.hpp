@@ -32,8 +32,13 @@ struct Request {
   std::uint32_t flags = 0;        // ReqFlag bits
   sector_t sector = 0;            // first sector (unused for FLUSH)
   std::uint32_t nr_sectors = 0;   // length in sectors (0 for FLUSH)
-  std::byte* buf = nullptr;       // data for READ/WRITE; nr_sectors * 512 bytes
-  int buf_index = -1;             // io_uring registered-buffer index of buf, or -1
+  // Data for READ/WRITE, nr_sectors * 512 bytes: at `buf`, which may lie in
+  // registered buffer `buf_index` (else -1). A zero-copy frontend passes
+  // buf == nullptr with buf_index >= 0: the data are the kernel request's
+  // own pages, registered at that index, reachable only by the backend at
+  // byte offsets from 0, never by the CPU.
+  std::byte* buf = nullptr;
+  int buf_index = -1;
   std::uint16_t tag = 0;          // queue tag, < queue depth
   CompletionSink* sink = nullptr; // where the completion goes
   void* frontend_data = nullptr;  // the frontend's own cookie; the core never reads it

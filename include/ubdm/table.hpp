@@ -65,6 +65,9 @@ class Table {
   // True if any target's type is `name`.
   bool has_target_type(std::string_view name) const;
 
+  // The first target that needs_cpu_data(), or nullptr.
+  const Target* needing_cpu_data() const;
+
  private:
   Table() = default;
   std::vector<std::unique_ptr<Target>> targets_;

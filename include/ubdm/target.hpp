@@ -76,7 +76,9 @@ class Clone final : public IoCompletion {
   sector_t target_offset() const;
   // For FLUSH: which of the target's num_flush_clones() this is.
   unsigned flush_index() const { return flush_index_; }
-  // The piece's slice of the original's buffer (READ/WRITE only).
+  // The piece's slice of the original's buffer (READ/WRITE only); nullptr
+  // on a zero-copy request, whose data the CPU cannot reach (targets that
+  // read or change data say so with Target::needs_cpu_data()).
   std::byte* buf() const { return buf_; }
   unsigned queue_id() const;
 
@@ -116,6 +118,7 @@ class Clone final : public IoCompletion {
   std::uint32_t nr_sectors_ = 0;
   unsigned flush_index_ = 0;
   std::byte* buf_ = nullptr;
+  std::uint64_t buf_offset_ = 0;  // byte offset of this piece in the original's data
   alignas(std::max_align_t) std::array<std::byte, kPerIoDataSize> per_io_{};
 
   // Core bookkeeping.
@@ -208,6 +211,12 @@ class Target {
   // Optional. How many clones a FLUSH produces for this target (one per
   // underlying device it must reach, e.g. every stripe). May be 0.
   virtual unsigned num_flush_clones() const { return 1; }
+
+  // Optional. True when the target reads or writes the data of READ/WRITE
+  // clones itself (zero fills reads, flakey corrupts), so it needs
+  // Clone::buf(): a zero-copy device cannot serve it, and one created with
+  // such a table copies. Fixed at construction.
+  virtual bool needs_cpu_data() const { return false; }
 
   // Optional suspend/resume hooks (control thread), in dm's order:
   // presuspend -> [drain] -> postsuspend; presuspend_undo if the suspend is

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <vector>
+#include <string>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -52,6 +53,10 @@ std::string format_info(const nlohmann::json& reply) {
     labelled(out, "Number of targets:", std::to_string(d.at("target_count").get<std::uint64_t>()));
     const std::string blockdev = d.value("blockdev", std::string());
     labelled(out, "Block device:", blockdev.empty() ? "none" : blockdev);
+    const std::string data_path = d.value("data_path", std::string());
+    if (!data_path.empty()) {
+      labelled(out, "Data path:", data_path);
+    }
     out += '\n';
   }
   return out;
@@ -131,6 +136,10 @@ std::string format_daemon_version(const nlohmann::json& reply) {
   const std::string features = reply.value("ublk_features", std::string());
   if (!features.empty()) {
     labelled(out, "ublk features:", features);
+    // The optional features ubdm uses, by name (abi.hpp's bits).
+    const std::uint64_t bits = std::stoull(features, nullptr, 16);
+    labelled(out, "Zero copy:", (bits & (1ULL << 11)) != 0 ? "yes (UBLK_F_AUTO_BUF_REG)" : "no (copy mode)");
+    labelled(out, "Online resize:", (bits & (1ULL << 10)) != 0 ? "yes (UBLK_F_UPDATE_SIZE)" : "no");
   }
   return out;
 }

@@ -61,6 +61,7 @@ struct Args {
   bool noflush = false;
   std::string timeout;
   bool force = false;
+  bool copy = false;
   bool inactive = false;
   std::string sector;
   std::vector<std::string> words;
@@ -194,6 +195,9 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     }
     if (given("poll_usec")) {
       req["poll_usec"] = bounded("--poll-usec", a.poll_usec, 0, 1000000);
+    }
+    if (a.copy) {
+      req["copy"] = true;
     }
     req["table"] = read_table(a);
   } else if (verb == "suspend") {
@@ -345,6 +349,8 @@ int run(int argc, char** argv) {
   opts["poll_usec"] = create->add_option("--poll-usec", a.poll_usec,
                                          "adaptive-polling window of the queue threads in us (0: off)")
                           ->type_name("N");
+  create->add_flag("--copy", a.copy,
+                   "copy data through ubdm's buffers even where the kernel offers zero copy (UBLK_F_AUTO_BUF_REG)");
 
   auto* load = add_verb("load");
   load->alias("reload");

@@ -260,7 +260,7 @@ bool MappedDevice::drain_for_exit(std::chrono::milliseconds timeout) {
 // ---------------------------------------------------------------------------
 // Resume
 
-void MappedDevice::resume(std::chrono::milliseconds suspend_timeout) {
+void MappedDevice::resume(std::chrono::milliseconds suspend_timeout, const SizeChange& size_change) {
   if (state_ == DeviceState::kSuspending) {
     fail(EBUSY, "a suspend is in progress");
   }
@@ -288,6 +288,9 @@ void MappedDevice::resume(std::chrono::milliseconds suspend_timeout) {
     }
   }
   const bool swap = static_cast<bool>(inactive);
+  if (swap && live && next->size() != live->size() && size_change) {
+    size_change(next->size());
+  }
   for_each_target(next, [](Target& t) { t.resume(); });
   suspending_.store(false, std::memory_order_release);
   state_ = DeviceState::kActive;

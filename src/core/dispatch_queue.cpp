@@ -395,6 +395,7 @@ bool DispatchQueue::map_one(Clone& c) {
     c.nr_sectors_ = 0;
     c.flush_index_ = unit.index;
     c.buf_ = nullptr;
+    c.buf_offset_ = 0;
   } else {
     const std::size_t ti = table->find_index(c.range_begin_);
     if (ti == table->target_count()) {
@@ -411,7 +412,8 @@ bool DispatchQueue::map_one(Clone& c) {
     c.sector_ = c.range_begin_;
     c.nr_sectors_ = static_cast<std::uint32_t>(units);
     c.flush_index_ = 0;
-    c.buf_ = op_has_data(req.op) ? req.buf + ((c.range_begin_ - req.sector) << kSectorShift) : nullptr;
+    c.buf_offset_ = op_has_data(req.op) ? (c.range_begin_ - req.sector) << kSectorShift : 0;
+    c.buf_ = op_has_data(req.op) && req.buf != nullptr ? req.buf + c.buf_offset_ : nullptr;
   }
 
   if (target->busy()) {

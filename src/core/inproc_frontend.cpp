@@ -68,8 +68,8 @@ int InprocFrontend::submit(Op op, sector_t sector, std::uint32_t nr_sectors, std
     r.flags = flags;
     r.sector = op == Op::kFlush ? 0 : sector;
     r.nr_sectors = op == Op::kFlush ? 0 : nr_sectors;
-    r.buf = op_has_data(op) ? buffers_[t] : nullptr;
-    r.buf_index = registered_ && op_has_data(op) ? static_cast<int>(t) : -1;
+    r.buf = op_has_data(op) && !zero_copy_ ? buffers_[t] : nullptr;
+    r.buf_index = (registered_ || zero_copy_) && op_has_data(op) ? static_cast<int>(t) : -1;
     if (data != nullptr && op == Op::kWrite) {
       std::memcpy(buffers_[t], data, static_cast<std::size_t>(nr_sectors) << kSectorShift);
     }

@@ -32,6 +32,10 @@ class InprocFrontend final : public CompletionSink {
   // registering, call set_buffers_registered(true) so requests carry indexes.
   std::vector<iovec> buffer_iovecs() const;
   void set_buffers_registered(bool on) { registered_ = on; }
+  // Zero copy as ublk's: requests carry no address (buf == nullptr), only
+  // their tag as buf_index, and the backend must have each tag's buffer as
+  // a kernel buffer at that index (FakeBackend::set_kernel_buffer).
+  void set_zero_copy(bool on) { zero_copy_ = on; }
 
   // --- asynchronous ---
   // Submit a request on a free tag; returns the tag, or -EBUSY if none is free.
@@ -91,6 +95,7 @@ class InprocFrontend final : public CompletionSink {
   unsigned outstanding_ = 0;
   std::uint64_t total_completions_ = 0;
   bool registered_ = false;
+  bool zero_copy_ = false;
 };
 
 }  // namespace ubdm

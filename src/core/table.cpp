@@ -203,6 +203,15 @@ IoLimits Table::io_limits() const {
   return l;
 }
 
+const Target* Table::needing_cpu_data() const {
+  for (const auto& t : targets_) {
+    if (t->needs_cpu_data()) {
+      return t.get();
+    }
+  }
+  return nullptr;
+}
+
 bool Table::has_target_type(std::string_view name) const {
   return std::any_of(targets_.begin(), targets_.end(),
                      [&](const auto& t) { return t->type_name() == name; });

@@ -32,6 +32,7 @@ void Clone::remap(const BlockDevice& dev, sector_t dev_sector) {
   io_.buf = buf_;
   io_.len = bytes();
   io_.buf_index = op_has_data(req_->op) ? req_->buf_index : -1;
+  io_.buf_offset = buf_offset_;
   io_.completion = this;
   io_.done = 0;
   io_.attempt = 0;

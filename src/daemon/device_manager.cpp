@@ -372,7 +372,8 @@ json DeviceManager::do_ls(const Call&) {
 
 json DeviceManager::do_create(const Call& c) {
   const CreateOptions opts{optional_arg<unsigned>(c.req, "queues"), optional_arg<unsigned>(c.req, "depth"),
-                           optional_arg<unsigned>(c.req, "poll_usec")};
+                           optional_arg<unsigned>(c.req, "poll_usec"),
+                           optional_arg<bool>(c.req, "copy").value_or(false)};
   return {{"device", create(c.req.at("name").get<std::string>(), c.req.at("table").get<std::string>(), opts)}};
 }
 
@@ -407,15 +408,31 @@ json DeviceManager::do_load(const Call& c, Managed& d) {
   const std::vector<TableLine> lines = parse_table_text(text);
   const sector_t size = table_size(lines);
   if (d.kernel && size != d.mapped->size_sectors()) {
-    // ublk on 6.12 has no UPDATE_SIZE: the disk size is fixed at START_DEV.
-    fail_invalid("the new table maps {} sectors but the device has {}: a live ublk device cannot change size",
-                 size, d.mapped->size_sectors());
+    // The disk takes its new capacity at resume (do_resume), where the
+    // kernel can change it: UPDATE_SIZE came with 6.16.
+    if (!d.kernel->can_resize()) {
+      fail_invalid("the new table maps {} sectors but the device has {}: this kernel cannot resize a live ublk "
+                   "device (UBLK_F_UPDATE_SIZE needs Linux 6.16 or newer)",
+                   size, d.mapped->size_sectors());
+    }
+    const sector_t block = sector_t{1} << (d.kernel->params().basic.logical_bs_shift - kSectorShift);
+    if (size % block != 0) {
+      fail_invalid("the new table maps {} sectors, not a whole number of the device's {}-byte logical blocks",
+                   size, block << kSectorShift);
+    }
   }
   MappedDevice::TableCheck check;
   if (d.kernel) {
     // The kernel keeps what START_DEV advertised: a table whose devices
     // cannot honour it would fail I/O the kernel already accepted.
-    check = [&d](const Table& t) { ublk::check_table_fits(d.kernel->params(), t.io_limits(), d.kernel->block_path()); };
+    check = [&d](const Table& t) {
+      ublk::check_table_fits(d.kernel->params(), t.io_limits(), d.kernel->block_path());
+      if (const Target* touching = t.needing_cpu_data(); touching != nullptr && d.kernel->zero_copy()) {
+        fail_invalid("target {} reads or changes the data itself, which a zero-copy device cannot offer: "
+                     "create the device with --copy to use it",
+                     touching->type_name());
+      }
+    };
   }
   d.mapped->load(lines, check);
   {
@@ -472,8 +489,16 @@ json DeviceManager::do_resume(const Call&, Managed& d) {
     }
     note_change(d);
   };
+  // A table of another size (allowed by do_load only where the kernel can
+  // resize): the capacity changes while I/O is held, between the last
+  // preresume and the swap, so no I/O beyond either table's end is mapped.
+  const auto resize = [&d](sector_t sectors) {
+    const sector_t old_size = d.kernel->params().basic.dev_sectors;
+    d.kernel->resize(sectors);
+    spdlog::info("{}: resized from {} to {} sectors", d.name, old_size, sectors);
+  };
   try {
-    d.mapped->resume();
+    d.mapped->resume(std::chrono::seconds(30), d.kernel ? MappedDevice::SizeChange(resize) : nullptr);
   } catch (...) {
     record_tables();
     throw;
@@ -576,6 +601,15 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
       ublk::DeviceOptions kopts;
       kopts.max_io_bytes = config_.max_io_bytes;
       kopts.poll_usec = poll_usec;
+      // A table whose targets touch the data (zero, flakey's corruption)
+      // needs it copied into buffers of ours.
+      const Target* touching = d->mapped->live_table()->needing_cpu_data();
+      kopts.zero_copy = !opts.copy && touching == nullptr;
+      if (!opts.copy && touching != nullptr && (control_->features() & ublk::kFeatAutoBufReg) != 0) {
+        spdlog::info("{}: target {} reads or changes the data itself: the device copies", name,
+                     touching->type_name());
+      }
+      kopts.force_registration_fallback = config_.zero_copy_fallback_test;
       kopts.before_start = [this, name](std::uint32_t id) { publish_name(name, id); };
       d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
       // Recorded as soon as the kernel device exists: a crash from here on
@@ -758,7 +792,8 @@ json DeviceManager::info_of(Managed& d) const {
           {"ublk_id", d.kernel ? static_cast<std::int64_t>(d.kernel->id()) : -1},
           {"queues", d.mapped->nr_queues()},
           {"depth", d.mapped->config().queue_depth},
-          {"poll_usec", d.poll_usec}};
+          {"poll_usec", d.poll_usec},
+          {"data_path", !d.kernel ? "" : d.kernel->zero_copy() ? "zero-copy" : "copy"}};
 }
 
 json DeviceManager::paths_of(Managed& d) const {
@@ -1153,6 +1188,7 @@ bool DeviceManager::adopt_one(const recovery::DeviceRecord& r, const std::option
       ublk::DeviceOptions kopts;
       kopts.max_io_bytes = info->max_io_buf_bytes;
       kopts.poll_usec = r.poll_usec;
+      kopts.force_registration_fallback = config_.zero_copy_fallback_test;  // the mode is the kernel device's
       d->kernel = std::make_unique<ublk::Device>(*control_, *d->mapped, kopts);
       // The tables are built once the kernel has let the old server go: its
       // exclusive claims on the table's disks are released by then. The

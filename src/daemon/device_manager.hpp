@@ -46,6 +46,9 @@ struct DaemonConfig {
   // cut 4k qd1 latency by a quarter to a third; an idle device spins no
   // longer than this.
   unsigned default_poll_usec = 50;
+  // Tests only (UBDMD_ZERO_COPY_FALLBACK=1): every zero-copy request takes
+  // the hand-registration path (ublk::QueueConfig::force_registration_fallback).
+  bool zero_copy_fallback_test = false;
   std::uint32_t max_io_bytes = 512 * 1024;
   // Recovery records (recovery/state.hpp), one per device; "" keeps none
   // (ubdmd passes --state-dir, default /run/ubdm/devices).
@@ -196,6 +199,7 @@ class DeviceManager {
     std::optional<unsigned> queues;
     std::optional<unsigned> depth;
     std::optional<unsigned> poll_usec;
+    bool copy = false;  // no zero copy, whatever the kernel offers
   };
 
   // Handlers, one per verb of control::verbs().

@@ -93,6 +93,13 @@ bool FakeBackend::take_completable(std::size_t& index) const {
   return false;
 }
 
+void FakeBackend::set_kernel_buffer(unsigned index, std::span<std::byte> data) {
+  if (index >= kernel_buffers_.size()) {
+    kernel_buffers_.resize(index + 1);
+  }
+  kernel_buffers_[index] = data;
+}
+
 int FakeBackend::perform(IoRequest& req, int forced, bool use_forced) {
   // The fake only ever hands out FakeDisks, so the cast is safe; const is
   // dropped because a fake write changes the disk's memory.
@@ -129,18 +136,29 @@ int FakeBackend::perform(IoRequest& req, int forced, bool use_forced) {
     }
   } else if (res == 0) {
     const std::uint64_t end = req.offset + req.len;
+    std::byte* data = req.buf;
+    if (op_has_data(req.op) && data == nullptr) {
+      // A kernel buffer (zero copy): only the registered pages are there.
+      const auto index = static_cast<std::size_t>(req.buf_index);
+      if (req.buf_index >= 0 && index < kernel_buffers_.size() &&
+          req.buf_offset + req.len <= kernel_buffers_[index].size()) {
+        data = kernel_buffers_[index].data() + req.buf_offset;
+      }
+    }
     if (end > disk.data().size()) {
       res = -EINVAL;
+    } else if (op_has_data(req.op) && data == nullptr) {
+      res = -EFAULT;
     } else {
       std::byte* at = disk.data().data() + req.offset;
       switch (req.op) {
         case Op::kRead:
-          std::memcpy(req.buf, at, req.len);
+          std::memcpy(data, at, req.len);
           ++cnt.reads;
           cnt.bytes_read += req.len;
           break;
         case Op::kWrite:
-          std::memcpy(at, req.buf, req.len);
+          std::memcpy(at, data, req.len);
           ++cnt.writes;
           cnt.bytes_written += req.len;
           if ((req.flags & kReqFua) != 0) {

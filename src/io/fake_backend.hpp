@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "ubdm/io.hpp"
@@ -118,6 +119,11 @@ class FakeBackend final : public IoBackend {
   unsigned attached_count() const { return static_cast<unsigned>(attached_.size()); }
   bool is_attached(std::uint32_t dev_id) const;
 
+  // Kernel buffers, as ublk's zero copy registers them: I/O with
+  // buf == nullptr and buf_index >= 0 reaches `data` at buf_offset (out of
+  // its bounds: -EFAULT, as io_uring answers). An empty span removes it.
+  void set_kernel_buffer(unsigned index, std::span<std::byte> data);
+
   // Recording is off by default, so the steady state allocates nothing.
   void record(bool on) { record_ = on; }
   std::vector<FakeIoRecord>& log() { return log_; }
@@ -130,6 +136,7 @@ class FakeBackend final : public IoBackend {
   std::vector<IoRequest*> batch_;
   std::vector<std::uint32_t> attached_;
   std::vector<FakeIoRecord> log_;
+  std::vector<std::span<std::byte>> kernel_buffers_;
   bool record_ = false;
 };
 

@@ -194,6 +194,25 @@ class SystemDevice final : public BlockDevice {
   // The geometry of a device that is not there (DeviceOpener::open_absent).
   void stand_in(sector_t sectors) { size_sectors_ = sectors; }
 
+  // Read the size again (another table opens the device: its LUN or file
+  // may have grown since). Keeps the old size if it cannot be read.
+  void refresh_size() const {
+    if (fd_ < 0) {
+      return;
+    }
+    if (is_block_device()) {
+      std::uint64_t bytes = 0;
+      if (::ioctl(fd_, BLKGETSIZE64, &bytes) == 0) {
+        size_sectors_.store(bytes >> kSectorShift, std::memory_order_relaxed);
+      }
+      return;
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0) {
+      size_sectors_.store(static_cast<sector_t>(st.st_size) >> kSectorShift, std::memory_order_relaxed);
+    }
+  }
+
   // Fills the geometry; throws (and the destructor cleans up) on failure.
   void probe(const struct stat& st) {
     if (!is_block_device()) {
@@ -441,6 +460,8 @@ class SystemDeviceOpener final : public DeviceOpener {
     const DeviceKey key = key_of(st);
     Registry& reg = registry();
     if (BlockDevicePtr existing = reg.find(key)) {
+      // The registry holds only SystemDevices.
+      static_cast<const SystemDevice&>(*existing).refresh_size();
       return existing;
     }
 

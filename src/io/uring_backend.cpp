@@ -171,6 +171,19 @@ int UringBackend::register_buffers(std::span<const iovec> bufs) {
   return 0;
 }
 
+int UringBackend::register_sparse_buffers(unsigned n) {
+  if (buffers_registered_) {
+    io_uring_unregister_buffers(&ring_);
+    buffers_registered_ = false;
+  }
+  const int ret = io_uring_register_buffers_sparse(&ring_, n);
+  if (ret < 0) {
+    return ret;
+  }
+  buffers_registered_ = true;
+  return 0;
+}
+
 int UringBackend::attach(const BlockDevice& dev) {
   if (dev.id() >= slots_.size() || dev.fd() < 0) {
     return -EINVAL;
@@ -236,8 +249,8 @@ int UringBackend::validate(const IoRequest& req) const {
   if (slot.refs == 0 || slot.dev != req.dev) {
     return -EBADF;
   }
-  if (op_has_data(req.op) && req.buf == nullptr && req.len > 0) {
-    return -EINVAL;
+  if (op_has_data(req.op) && req.buf == nullptr && req.buf_index < 0 && req.len > 0) {
+    return -EINVAL;  // no data at all (a kernel buffer has an index)
   }
   return 0;
 }
@@ -277,6 +290,13 @@ void UringBackend::start_phase(IoRequest& req) {
   }
 }
 
+bool UringBackend::reserve_sqes(unsigned n) {
+  if (io_uring_sq_space_left(&ring_) < n) {
+    (void)io_uring_submit(&ring_);
+  }
+  return io_uring_sq_space_left(&ring_) >= n;
+}
+
 io_uring_sqe* UringBackend::get_sqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
@@ -288,6 +308,20 @@ io_uring_sqe* UringBackend::get_sqe() {
   }
   return sqe;
 }
+
+namespace {
+
+// The address READ/WRITE(_FIXED) take for the rest of `req`: a user address,
+// or for a kernel buffer (zero copy) the byte offset into the registered
+// request, since the kernel treats such a buffer as starting at address 0.
+void* data_address(const IoRequest& req) {
+  if (req.buf == nullptr) {
+    return reinterpret_cast<void*>(static_cast<std::uintptr_t>(req.buf_offset + req.done));
+  }
+  return req.buf + req.done;
+}
+
+}  // namespace
 
 bool UringBackend::prep(IoRequest& req) {
   io_uring_sqe* sqe = get_sqe();
@@ -306,14 +340,14 @@ bool UringBackend::prep(IoRequest& req) {
       if (req.op == Op::kFlush) {
         io_uring_prep_fsync(sqe, index, IORING_FSYNC_DATASYNC);
       } else if (req.op == Op::kRead) {
-        std::byte* buf = req.buf + req.done;
+        void* buf = data_address(req);
         if (req.buf_index >= 0) {
           io_uring_prep_read_fixed(sqe, index, buf, rw_len, offset, req.buf_index);
         } else {
           io_uring_prep_read(sqe, index, buf, rw_len, offset);
         }
       } else {
-        const std::byte* buf = req.buf + req.done;
+        const void* buf = data_address(req);
         if (req.buf_index >= 0) {
           io_uring_prep_write_fixed(sqe, index, buf, rw_len, offset, req.buf_index);
         } else {

@@ -68,6 +68,13 @@ class UringBackend final : public IoBackend {
   // them), replacing any previously registered set. Call with no I/O in
   // flight. Returns 0 or -errno.
   int register_buffers(std::span<const iovec> bufs);
+  // Register an empty buffer table of `n` slots instead, for buffers the
+  // kernel installs itself (ublk zero copy: each request's pages at its
+  // tag's index). Call with no I/O in flight. Returns 0 or -errno.
+  int register_sparse_buffers(unsigned n);
+  // True when `n` SQEs can be had from get_sqe() in a row (submitting what
+  // is queued to make room if needed), so that they can be linked.
+  bool reserve_sqes(unsigned n);
 
   // Installs dev.fd() in fixed-file slot dev.id(). Attachments are counted:
   // a device named by two tables (old and new) is attached twice and stays

@@ -79,6 +79,10 @@ class FlakeyTarget final : public Target {
   FlakeyTarget(FlakeyConfig config, const Clock& clock, std::uint64_t seed)
       : cfg_(std::move(config)), clock_(clock), start_ms_(clock.now_ms()), rng_(seed) {}
 
+  bool needs_cpu_data() const override {
+    return cfg_.corrupt_byte != 0 || cfg_.random_read_p != 0 || cfg_.random_write_p != 0;
+  }
+
   MapResult map(Clone& clone) override {
     const Op op = clone.op();
     if (op_has_data(op) && is_down()) {

@@ -19,6 +19,7 @@ class ZeroTarget final : public Target {
   }
   std::string status(StatusType /*type*/) const override { return {}; }
   unsigned num_flush_clones() const override { return 0; }
+  bool needs_cpu_data() const override { return true; }  // fills reads with zeroes
 };
 
 }  // namespace

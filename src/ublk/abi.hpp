@@ -96,6 +96,14 @@ struct ParamZoned {
   std::uint8_t reserved[20];
 };
 
+// DMA alignment (6.16+; kParamDmaAlign): a mask, alignment + 1 a power of
+// two below the page size. Zero-copy devices set it to what their backing
+// devices need for O_DIRECT, since the request's own pages reach them.
+struct ParamDmaAlign {
+  std::uint32_t alignment;
+  std::uint8_t pad[4];
+};
+
 struct Params {
   std::uint32_t len;    // sizeof(Params); the kernel clamps shorter or longer
   std::uint32_t types;  // kParam* bits present
@@ -103,6 +111,7 @@ struct Params {
   ParamDiscard discard;
   ParamDevt devt;
   ParamZoned zoned;
+  ParamDmaAlign dma;    // read by kernels that know kParamDmaAlign only
 };
 
 static_assert(sizeof(CtrlCmd) == 32);
@@ -124,7 +133,7 @@ static_assert(sizeof(ParamBasic) == 32 && offsetof(ParamBasic, max_sectors) == 8
 static_assert(sizeof(ParamDiscard) == 20 && offsetof(ParamDiscard, max_discard_segments) == 16);
 static_assert(sizeof(ParamDevt) == 16);
 static_assert(sizeof(ParamZoned) == 32);
-static_assert(sizeof(Params) == 112);
+static_assert(sizeof(Params) == 120 && offsetof(Params, dma) == 108);
 static_assert(offsetof(Params, basic) == 8 && offsetof(Params, discard) == 40);
 static_assert(offsetof(Params, devt) == 60 && offsetof(Params, zoned) == 76);
 
@@ -142,9 +151,15 @@ inline constexpr unsigned kCmdStartUserRecovery = _IOWR('u', 0x10, CtrlCmd);
 inline constexpr unsigned kCmdEndUserRecovery = _IOWR('u', 0x11, CtrlCmd);
 inline constexpr unsigned kCmdGetFeatures = _IOR('u', 0x13, CtrlCmd);
 inline constexpr unsigned kCmdDelDevAsync = _IOR('u', 0x14, CtrlCmd);
+inline constexpr unsigned kCmdUpdateSize = _IOWR('u', 0x15, CtrlCmd);  // 6.16+: data[0] = sectors
 
 inline constexpr unsigned kIoFetchReq = _IOWR('u', 0x20, IoCmd);
 inline constexpr unsigned kIoCommitAndFetchReq = _IOWR('u', 0x21, IoCmd);
+// Zero copy (6.15+, devices with kFeatSupportZeroCopy): put the request of
+// (q_id, tag) into the issuing ring's buffer table at index `addr`, and take
+// it out again. Used where automatic registration failed (kIoFlagNeedRegBuf).
+inline constexpr unsigned kIoRegisterIoBuf = _IOWR('u', 0x23, IoCmd);
+inline constexpr unsigned kIoUnregisterIoBuf = _IOWR('u', 0x24, IoCmd);
 
 // The values the kernel documents for x86-64.
 static_assert(kCmdGetQueueAffinity == 0x80207501U && kCmdGetDevInfo == 0x80207502U);
@@ -153,7 +168,9 @@ static_assert(kCmdStartDev == 0xc0207506U && kCmdStopDev == 0xc0207507U);
 static_assert(kCmdSetParams == 0xc0207508U && kCmdGetParams == 0x80207509U);
 static_assert(kCmdGetFeatures == 0x80207513U && kCmdDelDevAsync == 0x80207514U);
 static_assert(kCmdStartUserRecovery == 0xc0207510U && kCmdEndUserRecovery == 0xc0207511U);
+static_assert(kCmdUpdateSize == 0xc0207515U);
 static_assert(kIoFetchReq == 0xc0107520U && kIoCommitAndFetchReq == 0xc0107521U);
+static_assert(kIoRegisterIoBuf == 0xc0107523U && kIoUnregisterIoBuf == 0xc0107524U);
 
 // --- constants ---------------------------------------------------------------
 
@@ -187,6 +204,9 @@ inline constexpr std::uint32_t kIoFlagFailfastTransport = 1U << 9;
 inline constexpr std::uint32_t kIoFlagFailfastDriver = 1U << 10;
 inline constexpr std::uint32_t kIoFlagFua = 1U << 13;
 inline constexpr std::uint32_t kIoFlagNoUnmap = 1U << 15;
+// Automatic buffer registration failed for this request (kFeatAutoBufReg
+// with kAutoBufRegFallback): register it by hand, or it has no data buffer.
+inline constexpr std::uint32_t kIoFlagNeedRegBuf = 1U << 17;
 
 // Feature flags (DevInfo::flags).
 inline constexpr std::uint64_t kFeatSupportZeroCopy = 1ULL << 0;
@@ -199,6 +219,13 @@ inline constexpr std::uint64_t kFeatCmdIoctlEncode = 1ULL << 6;
 inline constexpr std::uint64_t kFeatUserCopy = 1ULL << 7;
 inline constexpr std::uint64_t kFeatZoned = 1ULL << 8;
 inline constexpr std::uint64_t kFeatUserRecoveryFailIo = 1ULL << 9;  // 6.13+
+inline constexpr std::uint64_t kFeatUpdateSize = 1ULL << 10;          // 6.16+
+// Zero copy by automatic buffer registration (6.16+): at dispatch the kernel
+// puts each request's pages into the ring's buffer table at the index the
+// tag's last FETCH/COMMIT named (auto_buf_reg_addr), and takes them out at
+// its COMMIT; the backend reads and writes them with READ/WRITE_FIXED at
+// byte offsets into the request. No copy through a tag buffer.
+inline constexpr std::uint64_t kFeatAutoBufReg = 1ULL << 11;          // 6.16+
 inline constexpr std::uint64_t kFeatQuiesce = 1ULL << 12;             // 6.16+
 
 // DevInfo::ublksrv_flags is the server's own: the kernel keeps it with the
@@ -210,10 +237,20 @@ inline constexpr bool is_ubdm_device(const DevInfo& info) {
   return (info.ublksrv_flags & kUbdmStampMask) == kUbdmStamp;
 }
 
+// The sqe->addr of a FETCH or COMMIT_AND_FETCH on a kFeatAutoBufReg device
+// (struct ublk_auto_buf_reg: index in bits 0-15, flags in 16-23, the rest
+// reserved and 0). With kAutoBufRegFallback a failed registration still
+// delivers the request, flagged kIoFlagNeedRegBuf, instead of failing it.
+inline constexpr std::uint8_t kAutoBufRegFallback = 1U << 0;
+inline constexpr std::uint64_t auto_buf_reg_addr(std::uint16_t index, std::uint8_t flags) {
+  return std::uint64_t{index} | (std::uint64_t{flags} << 16);
+}
+
 // Param types and basic attributes.
 inline constexpr std::uint32_t kParamBasic = 1U << 0;
 inline constexpr std::uint32_t kParamDiscard = 1U << 1;
 inline constexpr std::uint32_t kParamDevt = 1U << 2;
+inline constexpr std::uint32_t kParamDmaAlign = 1U << 4;  // 6.16+
 inline constexpr std::uint32_t kAttrReadOnly = 1U << 0;
 inline constexpr std::uint32_t kAttrRotational = 1U << 1;
 inline constexpr std::uint32_t kAttrVolatileCache = 1U << 2;

@@ -168,6 +168,12 @@ void Control::del_dev(std::uint32_t dev_id) {
   check(run(kCmdDelDev, cmd), kCmdDelDev, dev_id, "DEL_DEV");
 }
 
+void Control::update_size(std::uint32_t dev_id, std::uint64_t sectors) {
+  CtrlCmd cmd = command(dev_id);
+  cmd.data[0] = sectors;
+  check(run(kCmdUpdateSize, cmd), kCmdUpdateSize, dev_id, "UPDATE_SIZE");
+}
+
 void Control::start_user_recovery(std::uint32_t dev_id) {
   CtrlCmd cmd = command(dev_id);
   check(run(kCmdStartUserRecovery, cmd), kCmdStartUserRecovery, dev_id, "START_USER_RECOVERY");

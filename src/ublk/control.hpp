@@ -44,6 +44,10 @@ class Control {
   void stop_dev(std::uint32_t dev_id);
   // DEL_DEV: waits until every reference to the device is gone.
   void del_dev(std::uint32_t dev_id);
+  // UPDATE_SIZE (6.16+, devices added with kFeatUpdateSize): the disk's
+  // capacity becomes `sectors` at once and the kernel sends a change uevent
+  // (RESIZE=1). Never blocks on I/O.
+  void update_size(std::uint32_t dev_id, std::uint64_t sectors);
 
   // USER_RECOVERY (a device added with kFeatUserRecovery whose server
   // exited). START: the kernel hands the device to a new server; Error(EBUSY)

@@ -31,7 +31,7 @@ std::uint8_t shift_of(std::uint32_t bytes) {
 
 }  // namespace
 
-Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes) {
+Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes, bool zero_copy) {
   Params p{};
   p.len = sizeof(p);
   p.types = kParamBasic;
@@ -60,6 +60,14 @@ Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t 
     d.max_discard_sectors = UINT32_MAX >> kSectorShift;
     d.max_write_zeroes_sectors = UINT32_MAX >> kSectorShift;
     d.max_discard_segments = 1;
+  }
+  if (zero_copy) {
+    // The application's pages go to our devices as they are, with O_DIRECT:
+    // ask the block layer for the memory alignment that needs (512 bytes, or
+    // the logical block for larger blocks), so a misaligned buffer is refused
+    // or bounced at the ublk disk instead of failing at ours.
+    p.types |= kParamDmaAlign;
+    p.dma.alignment = std::max<std::uint32_t>(511, lbs - 1);
   }
   return p;
 }
@@ -126,13 +134,27 @@ void Device::start(const std::function<void(std::uint32_t id)>& after_add) {
   info_.max_io_buf_bytes = options_.max_io_bytes;
   info_.dev_id = options_.dev_id < 0 ? kAutoDevId : static_cast<std::uint32_t>(options_.dev_id);
   info_.ublksrv_pid = static_cast<std::int32_t>(::getpid());
-  info_.flags = (kFeatCmdIoctlEncode & control_.features()) | recovery_flags(control_.features());
+  info_.flags = ((kFeatCmdIoctlEncode | kFeatUpdateSize) & control_.features()) | recovery_flags(control_.features());
   info_.ublksrv_flags = kUbdmStamp;
-  control_.add_dev(info_);
+  const std::uint64_t zc = zero_copy_flags();
+  const DevInfo wanted = info_;
+  info_.flags |= zc;
+  try {
+    control_.add_dev(info_);
+  } catch (const Error& e) {
+    if (zc == 0 || (e.code() != EINVAL && e.code() != EPERM && e.code() != EOPNOTSUPP)) {
+      throw;
+    }
+    // A kernel or a policy that refuses zero copy for this device: copy.
+    spdlog::warn("{}: the kernel refused zero copy ({}); the device copies its data", mapped_.device_name(),
+                 e.what());
+    info_ = wanted;
+    control_.add_dev(info_);
+  }
   added_ = true;
   id_ = info_.dev_id;
-  spdlog::info("{}: ublk device {} added ({} queues x {} tags, flags {:#x})", mapped_.device_name(), id_,
-               info_.nr_hw_queues, info_.queue_depth, info_.flags);
+  spdlog::info("{}: ublk device {} added ({} queues x {} tags, flags {:#x}, {})", mapped_.device_name(), id_,
+               info_.nr_hw_queues, info_.queue_depth, info_.flags, zero_copy() ? "zero copy" : "copy");
   try {
     if (info_.nr_hw_queues != mapped_.nr_queues()) {
       fail(EINVAL, "the kernel allows {} queues for this device, not {} (it has {} CPUs?)", info_.nr_hw_queues,
@@ -142,7 +164,7 @@ void Device::start(const std::function<void(std::uint32_t id)>& after_add) {
       after_add(id_);
     }
     start_queues();
-    params_ = make_params(table->io_limits(), table->size(), info_.max_io_buf_bytes);
+    params_ = make_params(table->io_limits(), table->size(), info_.max_io_buf_bytes, zero_copy());
     control_.set_params(id_, params_);
     if (options_.before_start) {
       options_.before_start(id_);
@@ -170,6 +192,9 @@ void Device::start_queues() {
     cfg.max_io_bytes = info_.max_io_buf_bytes;
     cfg.device_name = mapped_.device_name();
     cfg.poll_usec = options_.poll_usec;
+    cfg.zero_copy = zero_copy();
+    cfg.manual_registration = (info_.flags & kFeatSupportZeroCopy) != 0;
+    cfg.force_registration_fallback = options_.force_registration_fallback;
     try {
       cfg.affinity = control_.get_queue_affinity(id_, cfg.q_id);
     } catch (const Error& e) {
@@ -223,6 +248,29 @@ void Device::adopt(const DevInfo& info, std::chrono::milliseconds wait, const st
     throw;
   }
   spdlog::info("{}: serving {} again (ublk device {} adopted)", mapped_.device_name(), block_path(), id_);
+}
+
+std::uint64_t Device::zero_copy_flags() const {
+  const std::uint64_t have = control_.features();
+  if (!options_.zero_copy || (have & kFeatAutoBufReg) == 0) {
+    return 0;
+  }
+  if (!have_sys_admin()) {
+    spdlog::info("{}: zero copy needs CAP_SYS_ADMIN, which ubdmd does not have: the device copies",
+                 mapped_.device_name());
+    return 0;
+  }
+  // SUPPORT_ZERO_COPY as well, to register by hand a request the kernel
+  // could not register itself (the fallback, kIoFlagNeedRegBuf).
+  return kFeatAutoBufReg | (have & kFeatSupportZeroCopy);
+}
+
+void Device::resize(sector_t sectors) {
+  if (!can_resize()) {
+    fail(EOPNOTSUPP, "ublk device {} cannot change size: UPDATE_SIZE needs Linux 6.16 or newer", id_);
+  }
+  control_.update_size(id_, sectors);
+  params_.basic.dev_sectors = sectors;
 }
 
 bool Device::survives_exit() const { return started_ && (info_.flags & kFeatUserRecovery) != 0; }

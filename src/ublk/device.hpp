@@ -28,14 +28,21 @@ struct DeviceOptions {
   std::int64_t dev_id = -1;              // -1: let the kernel choose
   std::uint32_t max_io_bytes = 512 * 1024;  // per request and per tag buffer
   unsigned poll_usec = 0;                   // QueueConfig::poll_usec for every queue
+  // Zero copy where the kernel offers it (UBLK_F_AUTO_BUF_REG, 6.16+) and
+  // the process has CAP_SYS_ADMIN; false forces copy mode. The caller turns
+  // it off for a table whose targets need the data (Table::needing_cpu_data).
+  bool zero_copy = true;
+  bool force_registration_fallback = false;  // QueueConfig's, for tests
   // Called with the device id after ADD_DEV and before START_DEV, i.e.
   // before the block device's uevent (the daemon publishes the name there).
   std::function<void(std::uint32_t id)> before_start;
 };
 
 // Build ublk params from the limits the table stacks over its devices.
-// FLUSH and FUA are always advertised (see the definition for why).
-Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes);
+// FLUSH and FUA are always advertised (see the definition for why). A
+// zero-copy device also gets the DMA alignment its devices need.
+Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes,
+                   bool zero_copy = false);
 
 // Refuses (EINVAL, naming `disk`) a table whose devices cannot honour what
 // the live device advertised at START_DEV: a larger logical block size, no
@@ -78,6 +85,17 @@ class Device {
   // so a caller holding the disk open across STOP_DEV closes it there.
   void stop(const std::function<void()>& after_stop_dev = {});
 
+  // Whether the disk can change size while live (the kernel has
+  // UPDATE_SIZE, 6.16+, and the device was added with it).
+  bool can_resize() const { return (info_.flags & kFeatUpdateSize) != 0; }
+  // Whether I/O reaches the backend in the request's own pages (ADD_DEV
+  // took kFeatAutoBufReg) rather than copied through a tag buffer.
+  bool zero_copy() const { return (info_.flags & kFeatAutoBufReg) != 0; }
+  // Set the disk's capacity (UPDATE_SIZE). The caller makes sure that the
+  // live table covers the new size (or holds I/O until it does); Error
+  // (EOPNOTSUPP) without can_resize(), else the kernel's error.
+  void resize(sector_t sectors);
+
   std::uint32_t id() const { return id_; }
   bool started() const { return started_; }
   std::string char_path() const;
@@ -87,6 +105,7 @@ class Device {
   std::uint64_t flags() const { return info_.flags; }
 
  private:
+  std::uint64_t zero_copy_flags() const;
   void open_char_device();
   void start_queues();
   void release_queues(bool ask_to_stop);

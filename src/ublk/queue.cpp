@@ -138,30 +138,48 @@ void Queue::setup() {
   buffers_.assign(cfg_.depth, nullptr);
   requests_.resize(cfg_.depth);
   tag_handlers_.resize(cfg_.depth);
+  register_handlers_.resize(cfg_.depth);
+  registered_by_hand_.assign(cfg_.depth, false);
   tag_state_.assign(cfg_.depth, TagState::kFetching);
   pending_.reserve(cfg_.depth);
   pending_retry_.reserve(cfg_.depth);
-  std::vector<iovec> iov(cfg_.depth);
+  pending_registrations_.reserve(cfg_.depth);
+  retry_registrations_.reserve(cfg_.depth);
   for (unsigned t = 0; t < cfg_.depth; ++t) {
-    void* p = nullptr;
-    if (::posix_memalign(&p, page, cfg_.max_io_bytes) != 0) {
-      fail(ENOMEM, "queue {}: cannot allocate {} I/O buffers of {} bytes", cfg_.q_id, cfg_.depth,
-           cfg_.max_io_bytes);
-    }
-    buffers_[t] = static_cast<std::byte*>(p);
-    iov[t] = iovec{p, cfg_.max_io_bytes};
     tag_handlers_[t].queue = this;
     tag_handlers_[t].tag = static_cast<std::uint16_t>(t);
+    register_handlers_[t].queue = this;
+    register_handlers_[t].tag = static_cast<std::uint16_t>(t);
     requests_[t].tag = static_cast<std::uint16_t>(t);
     requests_[t].sink = this;
   }
-  // Registered buffers let the backend use READ_FIXED/WRITE_FIXED; without
-  // them (e.g. RLIMIT_MEMLOCK too low) plain reads and writes still work.
-  const int rc = backend_->register_buffers(iov);
-  registered_ = rc == 0;
-  if (!registered_) {
-    spdlog::warn("{} queue {}: buffers not registered ({}); using unregistered I/O", cfg_.device_name,
-                 cfg_.q_id, errno_string(rc));
+  if (cfg_.zero_copy) {
+    // The kernel fills slot `tag` with each request's pages; no tag buffers.
+    const int rc = backend_->register_sparse_buffers(cfg_.depth);
+    if (rc < 0) {
+      fail(-rc, "queue {}: cannot set up a buffer table of {} slots for zero copy: {}", cfg_.q_id, cfg_.depth,
+           errno_string(rc));
+    }
+    registered_ = true;
+  } else {
+    std::vector<iovec> iov(cfg_.depth);
+    for (unsigned t = 0; t < cfg_.depth; ++t) {
+      void* p = nullptr;
+      if (::posix_memalign(&p, page, cfg_.max_io_bytes) != 0) {
+        fail(ENOMEM, "queue {}: cannot allocate {} I/O buffers of {} bytes", cfg_.q_id, cfg_.depth,
+             cfg_.max_io_bytes);
+      }
+      buffers_[t] = static_cast<std::byte*>(p);
+      iov[t] = iovec{p, cfg_.max_io_bytes};
+    }
+    // Registered buffers let the backend use READ_FIXED/WRITE_FIXED; without
+    // them (e.g. RLIMIT_MEMLOCK too low) plain reads and writes still work.
+    const int rc = backend_->register_buffers(iov);
+    registered_ = rc == 0;
+    if (!registered_) {
+      spdlog::warn("{} queue {}: buffers not registered ({}); using unregistered I/O", cfg_.device_name,
+                   cfg_.q_id, errno_string(rc));
+    }
   }
 
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -187,6 +205,24 @@ void Queue::setup() {
   }
 }
 
+namespace {
+
+constexpr std::uint32_t kSysAdminBit = 1U << (CAP_SYS_ADMIN % 32);
+using CapData = std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3>;
+
+bool get_caps(__user_cap_header_struct& header, CapData& caps) {
+  header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  return ::syscall(SYS_capget, &header, caps.data()) == 0;
+}
+
+}  // namespace
+
+bool have_sys_admin() {
+  __user_cap_header_struct header{};
+  CapData caps{};
+  return get_caps(header, caps) && (caps[CAP_SYS_ADMIN / 32].effective & kSysAdminBit) != 0;
+}
+
 int without_sys_admin(const std::function<int()>& fn) {
   // The driver (6.12) scans a new disk for partitions at START_DEV only if
   // every queue's FETCH_REQs came from a task with CAP_SYS_ADMIN. We want no
@@ -195,10 +231,9 @@ int without_sys_admin(const std::function<int()>& fn) {
   // would differ from the kernel's before any user I/O, and a scan of a disk
   // that does not answer holds START_DEV. Capabilities belong to a thread,
   // so dropping it here affects only these submissions.
-  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-  std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> caps{};
-  const bool have = ::syscall(SYS_capget, &header, caps.data()) == 0;
-  constexpr std::uint32_t kSysAdminBit = 1U << (CAP_SYS_ADMIN % 32);
+  __user_cap_header_struct header{};
+  CapData caps{};
+  const bool have = get_caps(header, caps);
   const bool dropped = have && (caps[CAP_SYS_ADMIN / 32].effective & kSysAdminBit) != 0 && [&] {
     auto without = caps;
     without[CAP_SYS_ADMIN / 32].effective &= ~kSysAdminBit;
@@ -230,9 +265,18 @@ void Queue::WakeHandler::on_cqe(int /*res*/, std::uint32_t cqe_flags) {
 
 void Queue::TagHandler::on_cqe(int res, std::uint32_t /*cqe_flags*/) { queue->on_tag_cqe(tag, res); }
 
+void Queue::RegisterHandler::on_cqe(int res, std::uint32_t /*cqe_flags*/) { queue->on_register_cqe(tag, res); }
+
 void Queue::loop() {
   for (;;) {
     // Commands that found no SQE last round go first.
+    if (!pending_registrations_.empty()) {
+      retry_registrations_.swap(pending_registrations_);
+      for (const std::uint16_t tag : retry_registrations_) {
+        start_registration(tag);
+      }
+      retry_registrations_.clear();
+    }
     if (!pending_.empty()) {
       // Both vectors hold `depth` entries' capacity: no allocation here.
       pending_retry_.swap(pending_);
@@ -247,7 +291,7 @@ void Queue::loop() {
       return;
     }
     unsigned wait = 0;
-    if (!core_.has_immediate_work() && pending_.empty()) {
+    if (!core_.has_immediate_work() && pending_.empty() && pending_registrations_.empty()) {
       const long t = core_.next_timer_ms();
       wait = t < 0 ? kMaxWaitUsec : static_cast<unsigned>(std::min<long>(t * 1000, kMaxWaitUsec));
     }
@@ -346,8 +390,17 @@ void Queue::on_tag_cqe(std::uint16_t tag, int res) {
         return;
       }
       r.op = op == kOpRead ? Op::kRead : Op::kWrite;
-      r.buf = buffers_[tag];
-      r.buf_index = registered_ ? static_cast<int>(tag) : -1;
+      if (cfg_.zero_copy) {
+        // The request's own pages, in buffer slot `tag` (see Request::buf).
+        r.buf_index = static_cast<int>(tag);
+        if ((d.op_flags & kIoFlagNeedRegBuf) != 0) {
+          start_registration(tag);
+          return;
+        }
+      } else {
+        r.buf = buffers_[tag];
+        r.buf_index = registered_ ? static_cast<int>(tag) : -1;
+      }
       break;
     case kOpFlush:
       r.op = Op::kFlush;
@@ -365,8 +418,40 @@ void Queue::on_tag_cqe(std::uint16_t tag, int res) {
       send(tag, kIoCommitAndFetchReq, -EOPNOTSUPP);
       return;
   }
+  submit_to_core(tag);
+}
+
+void Queue::submit_to_core(std::uint16_t tag) {
   tag_state_[tag] = TagState::kInCore;
-  core_.submit(r);
+  core_.submit(requests_[tag]);
+}
+
+// The kernel could not register this request's pages by itself (the tag's
+// slot was taken, or memory was short): ask for it by hand (REGISTER_IO_BUF,
+// needs kFeatSupportZeroCopy), into the same slot.
+void Queue::start_registration(std::uint16_t tag) {
+  if (!cfg_.manual_registration) {
+    spdlog::error("{} queue {} tag {}: the kernel could not register the request's buffer, and this device "
+                  "cannot register it by hand: failing the request",
+                  cfg_.device_name, cfg_.q_id, tag);
+    send(tag, kIoCommitAndFetchReq, -EIO);
+    return;
+  }
+  tag_state_[tag] = TagState::kRegistering;
+  if (prep_cmd(tag, kIoRegisterIoBuf, 0, &register_handlers_[tag]) == nullptr) {
+    pending_registrations_.push_back(tag);  // the ring is full: at the top of the loop
+  }
+}
+
+void Queue::on_register_cqe(std::uint16_t tag, int res) {
+  if (res < 0) {
+    spdlog::error("{} queue {} tag {}: registering the request's buffer failed: {}", cfg_.device_name,
+                  cfg_.q_id, tag, errno_string(res));
+    send(tag, kIoCommitAndFetchReq, -EIO);
+    return;
+  }
+  registered_by_hand_[tag] = true;
+  submit_to_core(tag);
 }
 
 void Queue::request_done(Request& req, int result) {
@@ -381,10 +466,10 @@ void Queue::request_done(Request& req, int result) {
   send(req.tag, kIoCommitAndFetchReq, res);
 }
 
-bool Queue::try_send(std::uint16_t tag, unsigned cmd_op, int result) {
+io_uring_sqe* Queue::prep_cmd(std::uint16_t tag, unsigned cmd_op, int result, RingHandler* handler) {
   io_uring_sqe* sqe = backend_->get_sqe();
   if (sqe == nullptr) {
-    return false;
+    return nullptr;
   }
   std::memset(static_cast<void*>(sqe), 0, sizeof(*sqe));
   sqe->opcode = IORING_OP_URING_CMD;
@@ -395,11 +480,35 @@ bool Queue::try_send(std::uint16_t tag, unsigned cmd_op, int result) {
   cmd.q_id = cfg_.q_id;
   cmd.tag = tag;
   cmd.result = result;
-  cmd.addr = reinterpret_cast<std::uintptr_t>(buffers_[tag]);
+  if (cmd_op == kIoRegisterIoBuf || cmd_op == kIoUnregisterIoBuf) {
+    cmd.addr = tag;  // the buffer-table slot
+  } else if (cfg_.zero_copy) {
+    // No buffer of ours (addr must be 0): the kernel registers the next
+    // request of this tag at this slot, and unregisters it at its COMMIT.
+    const auto slot = static_cast<std::uint16_t>(cfg_.force_registration_fallback ? cfg_.depth + tag : tag);
+    sqe->addr = auto_buf_reg_addr(slot, kAutoBufRegFallback);
+  } else {
+    cmd.addr = reinterpret_cast<std::uintptr_t>(buffers_[tag]);
+  }
   static_assert(sizeof(IoCmd) <= 16, "must fit the cmd area of a 64-byte SQE");
   std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
-  io_uring_sqe_set_data(sqe, static_cast<RingHandler*>(&tag_handlers_[tag]));
-  return true;
+  io_uring_sqe_set_data(sqe, handler);
+  return sqe;
+}
+
+bool Queue::try_send(std::uint16_t tag, unsigned cmd_op, int result) {
+  if (cmd_op == kIoCommitAndFetchReq && registered_by_hand_[tag]) {
+    // A hand-registered buffer must leave the table before the COMMIT, or
+    // the request never completes and the slot stays taken: UNREGISTER,
+    // hard-linked so the COMMIT follows whatever it answers.
+    if (!backend_->reserve_sqes(2)) {
+      return false;
+    }
+    io_uring_sqe* unreg = prep_cmd(tag, kIoUnregisterIoBuf, 0, &ignore_handler_);
+    unreg->flags |= IOSQE_IO_HARDLINK;
+    registered_by_hand_[tag] = false;
+  }
+  return prep_cmd(tag, cmd_op, result, &tag_handlers_[tag]) != nullptr;
 }
 
 void Queue::send(std::uint16_t tag, unsigned cmd_op, int result) {

@@ -45,6 +45,16 @@ struct QueueConfig {
   // next request of a low-depth stream finds it awake. A thread idle for
   // longer sleeps as usual, so an idle device costs no CPU. 0 turns it off.
   unsigned poll_usec = 0;
+  // Zero copy (the device has kFeatAutoBufReg): the kernel registers each
+  // request's pages in this ring's buffer table at the tag's index, and the
+  // backend reads and writes them there; there are no tag buffers. With
+  // kFeatSupportZeroCopy too, a request whose automatic registration failed
+  // (kIoFlagNeedRegBuf) is registered by hand instead.
+  bool zero_copy = false;
+  bool manual_registration = false;
+  // Tests only: name an index beyond the table in every FETCH/COMMIT, so
+  // that automatic registration always fails and the fallback runs.
+  bool force_registration_fallback = false;
 };
 
 // Calls `fn` with CAP_SYS_ADMIN dropped from the calling thread's effective
@@ -52,6 +62,9 @@ struct QueueConfig {
 // from scanning the disk for partitions (see the definition). Returns fn's
 // result.
 int without_sys_admin(const std::function<int()>& fn);
+// Whether the calling thread has CAP_SYS_ADMIN in its effective set (the
+// ublk driver's zero copy needs it).
+bool have_sys_admin();
 
 class Queue final : public CompletionSink {
  public:
@@ -85,7 +98,17 @@ class Queue final : public CompletionSink {
     Queue* queue = nullptr;
     void on_cqe(int res, std::uint32_t cqe_flags) override;
   };
-  enum class TagState : std::uint8_t { kFetching, kInCore, kDead };
+  // CQE handler for a hand registration (REGISTER_IO_BUF) of one tag.
+  struct RegisterHandler final : RingHandler {
+    Queue* queue = nullptr;
+    std::uint16_t tag = 0;
+    void on_cqe(int res, std::uint32_t cqe_flags) override;
+  };
+  // CQE handler for commands whose completion needs no action.
+  struct IgnoreHandler final : RingHandler {
+    void on_cqe(int /*res*/, std::uint32_t /*cqe_flags*/) override {}
+  };
+  enum class TagState : std::uint8_t { kFetching, kRegistering, kInCore, kDead };
   struct PendingCommit {
     std::uint16_t tag;
     int result;
@@ -96,8 +119,12 @@ class Queue final : public CompletionSink {
   void loop();
   void teardown();
   void on_tag_cqe(std::uint16_t tag, int res);
+  void on_register_cqe(std::uint16_t tag, int res);
+  void submit_to_core(std::uint16_t tag);
+  void start_registration(std::uint16_t tag);
   void send(std::uint16_t tag, unsigned cmd_op, int result);
   bool try_send(std::uint16_t tag, unsigned cmd_op, int result);
+  io_uring_sqe* prep_cmd(std::uint16_t tag, unsigned cmd_op, int result, RingHandler* handler);
   void arm_wake();
   bool spin_for_events(unsigned max_wait_usec);
 
@@ -113,9 +140,14 @@ class Queue final : public CompletionSink {
   std::vector<std::byte*> buffers_;
   std::vector<Request> requests_;
   std::vector<TagHandler> tag_handlers_;
+  std::vector<RegisterHandler> register_handlers_;
+  std::vector<bool> registered_by_hand_;  // zero copy: this tag's request came by REGISTER_IO_BUF
+  IgnoreHandler ignore_handler_;
   std::vector<TagState> tag_state_;
   std::vector<PendingCommit> pending_;
   std::vector<PendingCommit> pending_retry_;
+  std::vector<std::uint16_t> pending_registrations_;  // REGISTER_IO_BUFs that found no SQE
+  std::vector<std::uint16_t> retry_registrations_;
   WakeHandler wake_handler_;
   int wake_fd_ = -1;
   int char_slot_ = -1;  // /dev/ublkcN's fixed-file slot in the ring

@@ -148,6 +148,28 @@ TEST_F(ExclusiveClaim, ReleasedDeviceCanBeReopenedAndClaimedFromOutside) {
   EXPECT_EQ(claim(path()), -EBUSY);
 }
 
+TEST_F(ExclusiveClaim, ASharedDeviceThatGrewShowsItsNewSizeToTheNextOpen) {
+  // A LUN that grows under a live map: the next table to open it (a reload
+  // that maps the new space) must see the new size, though the device (and
+  // its claim) stays the one the live table holds.
+  BlockDevicePtr live = opener_->open(path());
+  const sector_t before = live->size_sectors();
+  ASSERT_EQ(::truncate(file_.path().c_str(), static_cast<off_t>(2 * kBytes)), 0) << errno_string(errno);
+  std::string out;
+  ASSERT_EQ(run_command("losetup -c " + path(), out), 0) << out;
+  BlockDevicePtr reload = opener_->open(path());
+  EXPECT_EQ(reload.get(), live.get()) << "still one claim";
+  EXPECT_EQ(reload->size_sectors(), 2 * before);
+}
+
+TEST_F(ExclusiveClaim, ASharedFileThatGrewShowsItsNewSizeToTheNextOpen) {
+  TempFile f(1 << 20);
+  BlockDevicePtr live = opener_->open(f.path());
+  EXPECT_EQ(live->size_sectors(), sector_t{2048});
+  ASSERT_EQ(::truncate(f.path().c_str(), 4 << 20), 0) << errno_string(errno);
+  EXPECT_EQ(opener_->open(f.path())->size_sectors(), sector_t{8192});
+}
+
 TEST_F(ExclusiveClaim, RegularFilesAreNotClaimed) {
   TempFile f(1 << 20);
   BlockDevicePtr dev = opener_->open(f.path());

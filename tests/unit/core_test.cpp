@@ -280,6 +280,57 @@ TEST_F(CoreTest, LoadFillsTheInactiveSlotAndResumeSwapsItIn) {
   EXPECT_TRUE(disk_has(storage.disk("disk1"), 250, data));
 }
 
+TEST_F(CoreTest, ResumeReportsASizeChangeWhileIoIsStillHeld) {
+  make("0 100 probe disk0 0");
+  dev->begin_suspend(kSuspendNoflush);
+  pump();
+  dev->finish_suspend();
+  const int tag = fe->submit(Op::kRead, 150, 8);  // beyond the old end: held
+  dev->load_text("0 300 probe disk1 0");
+  std::vector<sector_t> sizes;
+  dev->resume(std::chrono::seconds(1), [&](sector_t size) {
+    sizes.push_back(size);
+    EXPECT_EQ(dev->size_sectors(), 100U) << "the hook runs before the swap";
+    EXPECT_FALSE(fe->done(tag)) << "the hook runs while I/O is held";
+  });
+  EXPECT_EQ(sizes, std::vector<sector_t>{300});
+  pump();
+  ASSERT_TRUE(fe->done(tag));
+  EXPECT_EQ(fe->result(tag), 0) << "held I/O beyond the old end goes to the new, larger table";
+}
+
+TEST_F(CoreTest, ResumeWithTheSameSizeReportsNoSizeChange) {
+  make("0 100 probe disk0 0");
+  dev->load_text("0 100 probe disk1 0");
+  dev->begin_suspend(0);
+  pump();
+  dev->finish_suspend();
+  int calls = 0;
+  dev->resume(std::chrono::seconds(1), [&](sector_t) { ++calls; });
+  EXPECT_EQ(calls, 0);
+  dev->begin_suspend(0);
+  pump();
+  dev->finish_suspend();
+  dev->resume(std::chrono::seconds(1), [&](sector_t) { ++calls; });
+  EXPECT_EQ(calls, 0) << "a resume without a new table changes no size";
+}
+
+TEST_F(CoreTest, AFailingSizeChangeKeepsTheOldTableAndTheDeviceSuspended) {
+  make("0 100 probe disk0 0");
+  dev->load_text("0 50 probe disk1 0");
+  dev->begin_suspend(0);
+  pump();
+  dev->finish_suspend();
+  const TablePtr live = dev->live_table();
+  const TablePtr inactive = dev->inactive_table();
+  EXPECT_THROW(dev->resume(std::chrono::seconds(1), [](sector_t) { fail(EIO, "the frontend refused"); }), Error);
+  EXPECT_EQ(dev->live_table(), live);
+  EXPECT_EQ(dev->inactive_table(), inactive);
+  EXPECT_EQ(dev->info().state, DeviceState::kSuspended);
+  dev->resume(std::chrono::seconds(1), [](sector_t) {});
+  EXPECT_EQ(dev->size_sectors(), 50U);
+}
+
 TEST_F(CoreTest, FailedLoadLeavesBothSlotsUntouched) {
   make("0 100 probe disk0 0");
   dev->load_text("0 100 probe disk1 0");

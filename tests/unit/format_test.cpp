@@ -132,7 +132,17 @@ TEST(FormatTest, Version) {
       format_daemon_version(json{{"daemon_version", "0.2.0"}, {"protocol", 1}, {"ublk_features", "0x1ff"}}),
       "ubdmd version:     0.2.0\n"
       "Protocol version:  1\n"
-      "ublk features:     0x1ff\n");
+      "ublk features:     0x1ff\n"
+      "Zero copy:         no (copy mode)\n"
+      "Online resize:     no\n");
+  // 7.x: AUTO_BUF_REG (bit 11) and UPDATE_SIZE (bit 10) named.
+  EXPECT_EQ(
+      format_daemon_version(json{{"daemon_version", "0.2.0"}, {"protocol", 1}, {"ublk_features", "0xfff"}}),
+      "ubdmd version:     0.2.0\n"
+      "Protocol version:  1\n"
+      "ublk features:     0xfff\n"
+      "Zero copy:         yes (UBLK_F_AUTO_BUF_REG)\n"
+      "Online resize:     yes (UBLK_F_UPDATE_SIZE)\n");
 }
 
 TEST(FormatTest, MessageReply) {

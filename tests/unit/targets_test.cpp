@@ -386,6 +386,63 @@ TEST_F(StripedTarget, SplitsRequestsLongerThanTheClonesPerTag) {
   EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
 }
 
+// Zero copy (ublk's auto buffer registration): requests carry no address,
+// only their tag's registered kernel buffer; each split piece must reach it
+// at its own byte offset.
+class ZeroCopy : public TargetTestBase {
+ protected:
+  void start_zero_copy(std::string_view text) {
+    start(text);
+    fe->set_zero_copy(true);
+    const std::vector<iovec> bufs = fe->buffer_iovecs();
+    for (unsigned t = 0; t < bufs.size(); ++t) {
+      backend.set_kernel_buffer(t, {static_cast<std::byte*>(bufs[t].iov_base), bufs[t].iov_len});
+    }
+  }
+};
+
+TEST_F(ZeroCopy, SplitPiecesReadAndWriteTheRequestAtTheirOwnOffsets) {
+  start_zero_copy("0 160 striped 2 8 disk0 0 disk1 16");
+  backend.record(true);
+  // Ten chunks in one request, more than the clones per tag: pieces are
+  // mapped in turn, and each finds its slice of the one kernel buffer.
+  const auto data = pattern(76, 11);
+  ASSERT_EQ(fe->write(4, 76, data.data()), 0);
+  EXPECT_GE(backend.log().size(), 10U);
+  for (const FakeIoRecord& r : backend.log()) {
+    EXPECT_EQ(r.result, 0);
+  }
+  EXPECT_TRUE(same_bytes(disk("disk0", 4), data.data(), 4 * kSectorSize));
+  EXPECT_TRUE(same_bytes(disk("disk1", 16), data.data() + 4 * kSectorSize, 8 * kSectorSize));
+  EXPECT_TRUE(same_bytes(disk("disk0", 8), data.data() + 12 * kSectorSize, 8 * kSectorSize));
+  std::vector<std::byte> back(data.size());
+  ASSERT_EQ(fe->read(4, 76, back.data()), 0);
+  EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
+}
+
+TEST_F(ZeroCopy, ARequestAcrossTargetsReachesEveryTargetsDevice) {
+  start_zero_copy("0 16 linear disk0 100\n16 16 linear disk2 200");
+  const auto data = pattern(24, 12);
+  ASSERT_EQ(fe->write(8, 24, data.data()), 0);
+  EXPECT_TRUE(same_bytes(disk("disk0", 108), data.data(), 8 * kSectorSize));
+  EXPECT_TRUE(same_bytes(disk("disk2", 200), data.data() + 8 * kSectorSize, 16 * kSectorSize));
+  std::vector<std::byte> back(data.size());
+  ASSERT_EQ(fe->read(8, 24, back.data()), 0);
+  EXPECT_TRUE(same_bytes(back.data(), data.data(), data.size()));
+}
+
+TEST_F(ZeroCopy, TargetsThatTouchDataSayTheyNeedIt) {
+  EXPECT_FALSE(build("0 64 linear disk0 0")->needing_cpu_data());
+  EXPECT_FALSE(build("0 64 striped 2 8 disk0 0 disk1 0")->needing_cpu_data());
+  EXPECT_FALSE(build("0 64 error")->needing_cpu_data());
+  EXPECT_FALSE(build("0 64 flakey disk0 0 1 1 1 drop_writes")->needing_cpu_data());
+  const std::unique_ptr<Table> zero = build("0 64 linear disk0 0\n64 64 zero");
+  ASSERT_NE(zero->needing_cpu_data(), nullptr);
+  EXPECT_EQ(zero->needing_cpu_data()->type_name(), "zero");
+  EXPECT_NE(build("0 64 flakey disk0 0 1 1 5 corrupt_bio_byte 1 r 0 0")->needing_cpu_data(), nullptr);
+  EXPECT_NE(build("0 64 flakey disk0 0 1 1 2 random_read_corrupt 1")->needing_cpu_data(), nullptr);
+}
+
 TEST_F(StripedTarget, SendsFlushToEveryStripe) {
   start("0 96 striped 3 8 disk0 0 disk1 0 disk2 0");
   backend.record(true);

@@ -179,6 +179,10 @@ int serve(const Options& o, int& ready_fd) {
   cfg.default_queues = o.queues;
   cfg.default_depth = o.depth;
   cfg.default_poll_usec = o.poll_usec;
+  if (const char* v = std::getenv("UBDMD_ZERO_COPY_FALLBACK"); v != nullptr && std::string_view(v) == "1") {
+    cfg.zero_copy_fallback_test = true;
+    spdlog::warn("UBDMD_ZERO_COPY_FALLBACK=1: zero-copy requests take the hand-registration path (tests only)");
+  }
   if (o.no_kernel) {
     // Nothing outlives this process without a kernel device.
     cfg.link_dir.clear();
@@ -243,7 +247,8 @@ int serve(const Options& o, int& ready_fd) {
   const std::vector<std::string> stuck = manager.shutdown(std::chrono::seconds(o.stop_timeout_s));
   if (!stuck.empty()) {
     // Their removal threads still run and use the manager: leave without
-    // destroying anything. The kernel fails the devices' I/O when we are gone.
+    // destroying anything. The devices were made with user recovery, so the
+    // kernel holds their I/O for the next ubdmd, which adopts them.
     spdlog::critical("exiting with {} device(s) not removed (their disks do not answer)", stuck.size());
     spdlog::shutdown();
     std::_Exit(1);

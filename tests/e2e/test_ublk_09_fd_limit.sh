@@ -1,11 +1,23 @@
 #!/bin/sh
-# ubdmd under the tightest open-file limit a user may give it (soft and hard
-# 1024, e.g. LimitNOFILE=1024 or a container): it cannot raise its limit, so
+# ubdmd raises its soft open-file limit to the hard one at start; and under
+# the tightest limit a user may give it (soft and hard 1024, e.g.
+# LimitNOFILE=1024 or a container) it cannot raise its limit, so
 # every ring's fixed-file table must fit in 1024 slots. Several devices with
 # several queues are created and carry data.
 . "$(dirname "$0")/lib.sh"
 set -eu
 require_ubdm
+
+# Started with the VM's defaults (a login shell's: soft 1024, hard 4096),
+# ubdmd raises its soft limit to the hard one, as well-behaved daemons do.
+soft=$(ulimit -Sn) hard=$(ulimit -Hn)
+log "this shell's open-file limits: soft $soft, hard $hard"
+[ "$soft" -lt "$hard" ] || die "the VM must give a soft limit below the hard one (soft $soft, hard $hard)"
+start_ubdmd
+limits=$(grep 'Max open files' "/proc/$(ubdmd_pid)/limits")
+log "$limits"
+expect_match "$limits" "Max open files +$hard +$hard " "ubdmd raised its soft open-file limit to the hard one"
+stop_ubdmd
 
 # Lowered in a subshell: a hard limit cannot be raised again, and the rest of
 # this test (and its cleanups) should keep the VM's defaults. ubdmd inherits

@@ -74,6 +74,25 @@ TEST(ControlSocketDirectoryTest, TheModeIsExactWhateverTheUmask) {
   ::umask(old);
 }
 
+TEST(ControlSocketDirectoryTest, AnAllowedGroupOwnsTheSocketWithMode0660) {
+  TempDir dir;
+  const mode_t old = ::umask(0077);
+  ControlServer::Options o;
+  o.socket_path = dir / "control.sock";
+  const gid_t group = 4242;  // needs no entry in /etc/group: ownership is by number
+  o.allowed_group = group;
+  {
+    ControlServer server(o, kNothing);
+    struct stat st {};
+    ASSERT_EQ(::lstat(o.socket_path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0660U);
+    if (::geteuid() == 0) {
+      EXPECT_EQ(st.st_gid, group) << "the socket's group is set (through its descriptor)";
+    }
+  }
+  ::umask(old);
+}
+
 TEST(ControlCallerTest, GoneOnceThePeerClosesOrShutsDownItsEnd) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);

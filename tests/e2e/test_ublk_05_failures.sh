@@ -53,7 +53,11 @@ expect_contains "$(ubdmsetup info g0)" "State:             ACTIVE" "state after 
 
 # --- a failed load leaves the live table and the inactive slot alone ---
 expect_fail_with 'table line 1' ubdmsetup load g0 --table "0 262144 linear /dev/ram0"
-expect_fail_with 'cannot change size' ubdmsetup load g0 --table "0 1024 linear /dev/ram0 0"
+if ublk_has_feature 10; then
+  log "this kernel resizes live ublk devices: a load of another size is test_ublk_12's"
+else
+  expect_fail_with 'cannot resize a live ublk device' ubdmsetup load g0 --table "0 1024 linear /dev/ram0 0"
+fi
 expect_eq "$(ubdmsetup table g0)" "$table" "live table after failed loads"
 expect_contains "$(ubdmsetup info g0)" "Tables present:    LIVE" "no inactive table after failed loads"
 case $(ubdmsetup info g0) in *INACTIVE*) die "a failed load left an inactive table" ;; esac

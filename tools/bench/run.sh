@@ -10,7 +10,8 @@
 #   --kernel LINE      the kernel to boot, as tools/vm/run.sh (default newest)
 #   --runtime S        seconds per fio run (default $UBDM_BENCH_RUNTIME or 8)
 #   --devices LIST     comma list, default null-raw,null-dm-linear,null-ubdm-linear;
-#                      also null-ubdm-linear-pollN (--poll-usec N), sda-raw,
+#                      also null-ubdm-linear-copy (--copy),
+#                      null-ubdm-linear-pollN (--poll-usec N), sda-raw,
 #                      mpath-dm-rr, mpath-dm-ql, mpath-dm-st,
 #                      mpath-ubdm-rr, mpath-ubdm-ql, mpath-ubdm-st
 #                      (see tests/e2e/bench/bench.sh); env UBDM_BENCH_DEVICES
@@ -20,6 +21,8 @@
 #   --bin, --no-bin    as tools/vm/run.sh (default: release ubdmd, ubdmsetup)
 #   --keep-log FILE    copy the console log (with fio's JSON) to FILE
 #   --json FILE        write the parsed results as JSON to FILE
+#   --plot FILE        draw them as a PNG (tools/bench/plot.py; installs
+#                      python3-matplotlib if missing)
 #
 # Prints a table: device, workload, IOPS, MiB/s, mean and p99 latency (us,
 # submission to completion) and IOPS relative to the device's baseline
@@ -28,12 +31,12 @@ set -euo pipefail
 # shellcheck source=tools/vm/common.sh
 . "$(dirname "$0")/../vm/common.sh"
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 runtime=${UBDM_BENCH_RUNTIME:-8}
 devices=${UBDM_BENCH_DEVICES:-null-raw,null-dm-linear,null-ubdm-linear}
 workloads=${UBDM_BENCH_WORKLOADS:-randread-4k-qd1,randread-4k-qd32,randwrite-4k-qd32,read-128k-qd32}
-keep_log='' json_out=''
+keep_log='' json_out='' plot_out=''
 bins=()
 bins_given=0
 while [ $# -gt 0 ]; do
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
     --devices) devices=${2:?}; shift 2 ;;
     --workloads) workloads=${2:?}; shift 2 ;;
     --json) json_out=${2:?}; shift 2 ;;
+    --plot) plot_out=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *)
       vm_common_option "$@"
@@ -85,17 +89,25 @@ vm_boot "$initrd" "$log" "$vm_timeout" \
   "ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
 [ -z "$keep_log" ] || cp "$log" "$keep_log"
 
-python3 - "$log" "$rc" "$json_out" <<'PY'
+if [ -n "$plot_out" ] && [ -z "$json_out" ]; then
+  json_out=$UBDM_VM_WORK/bench-$UBDM_VM_KERNEL.json
+fi
+parse_rc=0
+python3 - "$log" "$rc" "$json_out" <<'PY' || parse_rc=$?
 import json, re, sys
 
 log_path, boot_rc, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 lines = open(log_path, encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
 
 results, order, base, notes = {}, [], {}, []
+kernel = ""
 done = False
 i = 0
 while i < len(lines):
     line = lines[i]
+    m = re.search(r"UBDM-VM: up \S+, kernel (\S+),", line)
+    if m:
+        kernel = m.group(1)
     m = re.search(r"UBDM-BENCH-DEVICE (\S+) (\S+) base=(\S+)", line)
     if m:
         base[m.group(1)] = m.group(3)
@@ -184,8 +196,30 @@ if not done:
 for n in notes:
     print("note:", n)
 if json_out:
+    # One object per run, with the kernel and each result's base and ratio
+    # (tools/bench/plot.py draws these).
+    out = []
+    for k in order:
+        r = results.get(k)
+        if not r:
+            continue
+        b = results.get((base.get(k[0], k[0]), k[1]))
+        out.append(dict(r, kernel=kernel, base=base.get(k[0], k[0]),
+                        ratio=r["iops"] / b["iops"] if b and b["iops"] else None))
     with open(json_out, "w") as f:
-        json.dump([results[k] for k in order if results.get(k)], f, indent=2)
+        json.dump(out, f, indent=2)
 print(f"console log: {log_path}")
 sys.exit(0 if ok else 1)
 PY
+if [ -n "$plot_out" ]; then
+  # Debian's python3-matplotlib belongs to the system's python3, whatever
+  # python3 comes first in PATH.
+  if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+    vm_msg "installing python3-matplotlib for the plot"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends python3-matplotlib >/dev/null
+  fi
+  /usr/bin/python3 "$UBDM_ROOT/tools/bench/plot.py" "$plot_out" "$json_out"
+fi
+exit "$parse_rc"

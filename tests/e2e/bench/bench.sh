@@ -29,7 +29,9 @@
 # "base" names the device the host divides IOPS by):
 #   null-raw          /dev/nullb0                                base null-raw
 #   null-dm-linear    kernel dm-linear over /dev/nullb0          base null-raw
-#   null-ubdm-linear  ubdm linear over /dev/nullb0               base null-raw
+#   null-ubdm-linear  ubdm linear over /dev/nullb0 (zero copy where the
+#                     kernel has it)                             base null-raw
+#   null-ubdm-linear-copy  the same, created with --copy         base null-raw
 #   sda-raw           the first scsi_debug path                  base sda-raw
 #   mpath-dm-rr|ql|st kernel dm-multipath over both scsi_debug
 #                     paths, round-robin|queue-length|service-time  base sda-raw
@@ -102,6 +104,11 @@ bench_setup() {
       ubdm_up || return 1
       ubdm_create bench0 "0 $(dev_sectors /dev/nullb0) linear /dev/nullb0 0" || return 1
       ;;
+    null-ubdm-linear-copy)
+      BENCH_BASE=null-raw
+      ubdm_up || return 1
+      ubdm_create bench0 "0 $(dev_sectors /dev/nullb0) linear /dev/nullb0 0" --copy || return 1
+      ;;
     null-ubdm-linear-poll[0-9]*)
       BENCH_BASE=null-raw
       ubdm_up || return 1
@@ -131,7 +138,7 @@ bench_teardown() {
   case $1 in
     null-dm-linear) dm_remove bench_lin ;;
     mpath-dm-*) dm_remove bench_mp ;;
-    null-ubdm-linear | null-ubdm-linear-poll*) ubdmsetup remove bench0 ;;
+    null-ubdm-linear | null-ubdm-linear-copy | null-ubdm-linear-poll*) ubdmsetup remove bench0 ;;
     mpath-ubdm-*) ubdmsetup remove bench_mp ;;
   esac
 }

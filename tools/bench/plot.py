@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""Draw tools/bench/run.sh results as a PNG: one panel per kernel, one group
+of bars per workload, one bar per device, each bar the device's IOPS as a
+ratio to its raw baseline measured in the same boot (the dashed line at 1.0).
+
+    tools/bench/plot.py OUT.png RESULTS.json [RESULTS.json...]
+
+Each RESULTS.json is what `tools/bench/run.sh --json` writes (one boot);
+give one per kernel. Needs python3-matplotlib (tools/bench/run.sh --plot
+installs it when missing).
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def load(paths):
+    runs = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            rows = [r for r in json.load(f) if r.get("ratio") is not None and r["device"] != r["base"]]
+        if rows:
+            runs.append((rows[0].get("kernel") or p, rows))
+    return runs
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.exit(__doc__)
+    out, paths = argv[1], argv[2:]
+    runs = load(paths)
+    if not runs:
+        sys.exit("plot: no ratios in " + ", ".join(paths))
+    fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.6 * len(runs)), squeeze=False)
+    for ax, (kernel, rows) in zip(axes[:, 0], runs):
+        workloads = list(dict.fromkeys(r["workload"] for r in rows))
+        devices = list(dict.fromkeys(r["device"] for r in rows))
+        ratio = {(r["device"], r["workload"]): r["ratio"] for r in rows}
+        width = 0.8 / len(devices)
+        for n, dev in enumerate(devices):
+            xs = [w + (n - (len(devices) - 1) / 2) * width for w in range(len(workloads))]
+            ys = [ratio.get((dev, wl), 0.0) for wl in workloads]
+            bars = ax.bar(xs, ys, width, label=dev)
+            ax.bar_label(bars, labels=[f"{y:.2f}" if y else "" for y in ys], fontsize=7, padding=1)
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
+        ax.set_xticks(range(len(workloads)), workloads)
+        ax.set_ylabel("IOPS / raw (same boot)")
+        ax.set_title(f"kernel {kernel}")
+        ax.legend(fontsize=8, loc="upper left")
+        ax.set_ylim(0, max(1.2, max(r["ratio"] for r in rows) * 1.15))
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"plot: {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "ublk/abi.hpp"
+
 namespace ubdm::cli {
 namespace {
 
@@ -136,10 +138,10 @@ std::string format_daemon_version(const nlohmann::json& reply) {
   const std::string features = reply.value("ublk_features", std::string());
   if (!features.empty()) {
     labelled(out, "ublk features:", features);
-    // The optional features ubdm uses, by name (abi.hpp's bits).
+    // The optional features ubdm uses, by name.
     const std::uint64_t bits = std::stoull(features, nullptr, 16);
-    labelled(out, "Zero copy:", (bits & (1ULL << 11)) != 0 ? "yes (UBLK_F_AUTO_BUF_REG)" : "no (copy mode)");
-    labelled(out, "Online resize:", (bits & (1ULL << 10)) != 0 ? "yes (UBLK_F_UPDATE_SIZE)" : "no");
+    labelled(out, "Zero copy:", (bits & ublk::kFeatAutoBufReg) != 0 ? "yes (UBLK_F_AUTO_BUF_REG)" : "no (copy mode)");
+    labelled(out, "Online resize:", (bits & ublk::kFeatUpdateSize) != 0 ? "yes (UBLK_F_UPDATE_SIZE)" : "no");
   }
   return out;
 }

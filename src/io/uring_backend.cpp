@@ -18,6 +18,16 @@
 namespace ubdm {
 namespace {
 
+// The address READ/WRITE(_FIXED) take for the rest of `req`: a user address,
+// or for a kernel buffer (zero copy) the byte offset into the registered
+// request, since the kernel treats such a buffer as starting at address 0.
+void* data_address(const IoRequest& req) {
+  if (req.buf == nullptr) {
+    return reinterpret_cast<void*>(static_cast<std::uintptr_t>(req.buf_offset + req.done));
+  }
+  return req.buf + req.done;
+}
+
 // Bit 0 of user_data marks the backend's own IoRequests (see RingHandler).
 constexpr std::uint64_t kBackendTag = 1;
 
@@ -155,11 +165,15 @@ UringBackend::UringBackend(Options opts) : opts_(opts) {
 
 UringBackend::~UringBackend() { io_uring_queue_exit(&ring_); }
 
-int UringBackend::register_buffers(std::span<const iovec> bufs) {
+void UringBackend::drop_buffers() {
   if (buffers_registered_) {
     io_uring_unregister_buffers(&ring_);
     buffers_registered_ = false;
   }
+}
+
+int UringBackend::register_buffers(std::span<const iovec> bufs) {
+  drop_buffers();
   if (bufs.empty()) {
     return 0;
   }
@@ -172,10 +186,7 @@ int UringBackend::register_buffers(std::span<const iovec> bufs) {
 }
 
 int UringBackend::register_sparse_buffers(unsigned n) {
-  if (buffers_registered_) {
-    io_uring_unregister_buffers(&ring_);
-    buffers_registered_ = false;
-  }
+  drop_buffers();
   const int ret = io_uring_register_buffers_sparse(&ring_, n);
   if (ret < 0) {
     return ret;
@@ -308,20 +319,6 @@ io_uring_sqe* UringBackend::get_sqe() {
   }
   return sqe;
 }
-
-namespace {
-
-// The address READ/WRITE(_FIXED) take for the rest of `req`: a user address,
-// or for a kernel buffer (zero copy) the byte offset into the registered
-// request, since the kernel treats such a buffer as starting at address 0.
-void* data_address(const IoRequest& req) {
-  if (req.buf == nullptr) {
-    return reinterpret_cast<void*>(static_cast<std::uintptr_t>(req.buf_offset + req.done));
-  }
-  return req.buf + req.done;
-}
-
-}  // namespace
 
 bool UringBackend::prep(IoRequest& req) {
   io_uring_sqe* sqe = get_sqe();

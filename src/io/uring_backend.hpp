@@ -115,6 +115,7 @@ class UringBackend final : public IoBackend {
   unsigned max_files() const { return opts_.max_files; }
 
  private:
+  void drop_buffers();  // unregister the current buffer table, if any
   // Per fixed-file slot (= device id): what is installed there and what the
   // kernel was found to support for that device. Indexed, never searched.
   struct Slot {

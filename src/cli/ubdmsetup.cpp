@@ -347,7 +347,7 @@ int run(int argc, char** argv) {
   opts["depth"] =
       create->add_option("--depth", a.depth, "queue depth of the ublk device (1-4096)")->type_name("N");
   opts["poll_usec"] = create->add_option("--poll-usec", a.poll_usec,
-                                         "adaptive-polling window of the queue threads in us (0: off)")
+                                         "adaptive-polling bound of the queue threads in us (0: off)")
                           ->type_name("N");
   create->add_flag("--copy", a.copy,
                    "copy data through ubdm's buffers even where the kernel offers zero copy (UBLK_F_AUTO_BUF_REG)");

@@ -20,7 +20,7 @@ constexpr std::array kCreateArgs{
     Arg{"table", ArgType::kString, true, 0, "the table text: one target per line"},
     Arg{"queues", ArgType::kUint, false, 64, "hardware queues (1-64; default: the daemon's)"},
     Arg{"depth", ArgType::kUint, false, 4096, "tags per queue (1-4096; default: the daemon's)"},
-    Arg{"poll_usec", ArgType::kUint, false, 1'000'000, "adaptive-polling window in us (0: off)"},
+    Arg{"poll_usec", ArgType::kUint, false, 1'000'000, "adaptive-polling bound in us (0: off)"},
     Arg{"copy", ArgType::kBool, false, 0, "copy data through tag buffers even where the kernel offers zero copy"},
 };
 constexpr std::array kLoadArgs{

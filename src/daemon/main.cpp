@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
   app.add_option("--depth", o.depth, "default queue depth per device")->check(CLI::Range(1, 4096))
       ->capture_default_str();
   app.add_option("--poll-usec", o.poll_usec,
-                 "default adaptive-polling window of queue threads in microseconds (0: off)")
+                 "default bound of the adaptive polling of queue threads, in microseconds (0: off)")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   app.add_option("--stop-timeout", o.stop_timeout_s,

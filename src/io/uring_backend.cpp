@@ -131,6 +131,16 @@ constexpr std::array<unsigned, 5> kSetupTiers = {
   fail(err, "cannot set up io_uring: {}", why);
 }
 
+// What flush() reports for a submission: 0, or -errno for a real failure;
+// a full CQ, a short resource or a signal only delays the SQEs, which stay
+// queued for the next flush() or poll().
+int transient_is_ok(int ret) {
+  if (ret == -EAGAIN || ret == -EBUSY || ret == -EINTR) {
+    return 0;
+  }
+  return ret < 0 ? ret : 0;
+}
+
 }  // namespace
 
 UringBackend::UringBackend(Options opts) : opts_(opts) {
@@ -554,11 +564,12 @@ void UringBackend::run_deferred(bool deliver) {
 
 int UringBackend::flush() {
   run_deferred(false);
-  int ret = io_uring_submit(&ring_);
-  if (ret == -EAGAIN || ret == -EBUSY || ret == -EINTR) {
-    return 0;
-  }
-  return ret < 0 ? ret : 0;
+  return transient_is_ok(io_uring_submit(&ring_));
+}
+
+int UringBackend::flush_and_collect() {
+  run_deferred(false);
+  return transient_is_ok(io_uring_submit_and_get_events(&ring_));
 }
 
 unsigned UringBackend::reap() {
@@ -618,7 +629,10 @@ int UringBackend::poll(unsigned wait_usec) {
   const bool have_work = delivered_ != before || io_uring_cq_ready(&ring_) > 0;
 
   int ret = 0;
-  if (wait_usec == 0 || have_work) {
+  if (have_work && io_uring_sq_ready(&ring_) == 0) {
+    // Completions are waiting and nothing is queued to go: reap them without
+    // a system call (more completion work, if any, shows in events_ready()).
+  } else if (wait_usec == 0 || have_work) {
     // Submit, and (with DEFER_TASKRUN) run the completion work that fills
     // the CQ: without entering the kernel, nothing new would appear.
     ret = io_uring_submit_and_get_events(&ring_);

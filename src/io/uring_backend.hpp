@@ -95,6 +95,11 @@ class UringBackend final : public IoBackend {
   // Transient submission failures (-EAGAIN/-EBUSY) are not reported: the SQEs
   // stay queued and go with the next flush() or poll().
   int flush() override;
+  // flush(), and in the same system call run the completion work the kernel
+  // has queued for this ring, so that I/O which completed while it was
+  // submitted is in the CQ at return (events_ready()), for the next poll()
+  // to reap without entering the kernel again. For a thread about to spin.
+  int flush_and_collect();
   int poll(unsigned wait_usec) override;
   unsigned in_flight() const override { return in_flight_; }
 

@@ -49,7 +49,8 @@ unsigned ring_entries(unsigned depth) {
 
 }  // namespace
 
-Queue::Queue(QueueConfig config, DispatchQueue& core) : cfg_(std::move(config)), core_(core) {}
+Queue::Queue(QueueConfig config, DispatchQueue& core)
+    : cfg_(std::move(config)), core_(core), poll_(cfg_.poll_usec) {}
 
 Queue::~Queue() {
   if (thread_.joinable()) {
@@ -295,12 +296,20 @@ void Queue::loop() {
       const long t = core_.next_timer_ms();
       wait = t < 0 ? kMaxWaitUsec : static_cast<unsigned>(std::min<long>(t * 1000, kMaxWaitUsec));
     }
-    if (wait > 0 && cfg_.poll_usec > 0 && spin_for_events(wait)) {
-      wait = 0;
+    // Spin before sleeping if the next event is expected soon (PollWindow),
+    // and learn how long this wait took, whether it spun or slept.
+    const bool learn = wait > 0 && poll_.enabled();
+    std::uint64_t wait_start = 0;
+    if (learn) {
+      wait_start = monotonic_ns();
+      const std::uint64_t spin = std::min(poll_.next_spin_ns(idle_core), std::uint64_t{wait} * 1000U);
+      if (spin > 0 && spin_for_events(wait_start + spin)) {
+        wait = 0;
+      }
     }
     const int rc = backend_->poll(wait);
-    if (rc > 0 && cfg_.poll_usec > 0) {
-      last_event_ns_ = monotonic_ns();
+    if (learn && rc > 0) {
+      poll_.waited(idle_core, monotonic_ns() - wait_start);
     }
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
       spdlog::error("{} queue {}: ring wait failed: {}", cfg_.device_name, cfg_.q_id, errno_string(rc));
@@ -308,18 +317,13 @@ void Queue::loop() {
   }
 }
 
-// Spin until the ring has events, for at most the rest of the poll window
-// that began at the last event (and never past max_wait_usec, the timer
-// bound). Returns true if events arrived. The queued commits go out first:
-// the next request cannot arrive before their completions reach the kernel.
-bool Queue::spin_for_events(unsigned max_wait_usec) {
-  const std::uint64_t now = monotonic_ns();
-  const std::uint64_t window_end = last_event_ns_ + std::uint64_t{cfg_.poll_usec} * 1000U;
-  if (now >= window_end) {
-    return false;  // idle for longer than the window: sleep
-  }
-  const std::uint64_t deadline = std::min(window_end, now + std::uint64_t{max_wait_usec} * 1000U);
-  (void)backend_->flush();
+// Spin until the ring has events or the clock passes `deadline_ns`. Returns
+// true if events arrived. The queued SQEs go out first, and completion work
+// is collected in the same system call: the next event cannot come before
+// the kernel has the commits and the disk I/O, and a disk that completed
+// while it was submitted leaves nothing to wait for.
+bool Queue::spin_for_events(std::uint64_t deadline_ns) {
+  (void)backend_->flush_and_collect();
   for (unsigned spins = 0;; ++spins) {
     if (backend_->events_ready()) {
       return true;
@@ -328,7 +332,7 @@ bool Queue::spin_for_events(unsigned max_wait_usec) {
     // Check the clock and give the CPU to runnable threads (the submitter
     // may share this CPU) only every few rounds: both are syscalls or close.
     if ((spins & 63U) == 63U) {
-      if (monotonic_ns() >= deadline) {
+      if (monotonic_ns() >= deadline_ns) {
         return false;
       }
       sched_yield();

@@ -25,6 +25,7 @@
 #include "ubdm/dispatch_queue.hpp"
 #include "ubdm/request.hpp"
 #include "ublk/abi.hpp"
+#include "ublk/poll_window.hpp"
 
 namespace ubdm::ublk {
 
@@ -40,10 +41,10 @@ struct QueueConfig {
   // the submitter and costs far more than the cross-CPU wake-ups it saves.
   std::optional<cpu_set_t> affinity;
   bool pin = false;
-  // Adaptive polling: for up to this many microseconds after its last event
-  // the thread spins on its ring instead of sleeping in the kernel, so the
-  // next request of a low-depth stream finds it awake. A thread idle for
-  // longer sleeps as usual, so an idle device costs no CPU. 0 turns it off.
+  // Adaptive polling (PollWindow): before sleeping in the kernel the thread
+  // may spin on its ring for at most this many microseconds, where the
+  // waits it has measured say the next event comes within that; otherwise
+  // it sleeps at once, so an idle or slow device costs no CPU. 0 turns it off.
   unsigned poll_usec = 0;
   // Zero copy (the device has kFeatAutoBufReg): the kernel registers each
   // request's pages in this ring's buffer table at the tag's index, and the
@@ -126,7 +127,7 @@ class Queue final : public CompletionSink {
   bool try_send(std::uint16_t tag, unsigned cmd_op, int result);
   io_uring_sqe* prep_cmd(std::uint16_t tag, unsigned cmd_op, int result, RingHandler* handler);
   void arm_wake();
-  bool spin_for_events(unsigned max_wait_usec);
+  bool spin_for_events(std::uint64_t deadline_ns);
 
   QueueConfig cfg_;
   DispatchQueue& core_;
@@ -153,7 +154,7 @@ class Queue final : public CompletionSink {
   int char_slot_ = -1;  // /dev/ublkcN's fixed-file slot in the ring
   unsigned dead_tags_ = 0;
   bool registered_ = false;
-  std::uint64_t last_event_ns_ = 0;  // when a poll last delivered something
+  PollWindow poll_;
 };
 
 }  // namespace ubdm::ublk

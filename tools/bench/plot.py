@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Draw tools/bench/run.sh results as a PNG: one panel per kernel, one group
 of bars per workload, one bar per device, each bar the device's IOPS as a
-ratio to its raw baseline measured in the same boot (the dashed line at 1.0).
+ratio to its raw baseline measured in the same boot (the dashed line at 1.0);
+with several rounds, the median ratio, and a whisker over the rounds' range.
 
     tools/bench/plot.py OUT.png RESULTS.json [RESULTS.json...]
 
@@ -40,18 +41,22 @@ def main(argv):
         workloads = list(dict.fromkeys(r["workload"] for r in rows))
         devices = list(dict.fromkeys(r["device"] for r in rows))
         ratio = {(r["device"], r["workload"]): r["ratio"] for r in rows}
+        spread = {(r["device"], r["workload"]): r.get("ratio_range") for r in rows}
         width = 0.8 / len(devices)
         for n, dev in enumerate(devices):
             xs = [w + (n - (len(devices) - 1) / 2) * width for w in range(len(workloads))]
             ys = [ratio.get((dev, wl), 0.0) for wl in workloads]
-            bars = ax.bar(xs, ys, width, label=dev)
+            ranges = [spread.get((dev, wl)) or [y, y] for wl, y in zip(workloads, ys)]
+            yerr = [[y - lo for y, (lo, _) in zip(ys, ranges)], [hi - y for y, (_, hi) in zip(ys, ranges)]]
+            bars = ax.bar(xs, ys, width, label=dev, yerr=yerr, capsize=2, error_kw={"linewidth": 0.8})
             ax.bar_label(bars, labels=[f"{y:.2f}" if y else "" for y in ys], fontsize=7, padding=1)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
         ax.set_xticks(range(len(workloads)), workloads)
         ax.set_ylabel("IOPS / raw (same boot)")
         ax.set_title(f"kernel {kernel}")
         ax.legend(fontsize=8, loc="upper left")
-        ax.set_ylim(0, max(1.2, max(r["ratio"] for r in rows) * 1.15))
+        top = max((r.get("ratio_range") or [0, r["ratio"]])[1] for r in rows)
+        ax.set_ylim(0, max(1.2, top * 1.15))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"plot: {out}")

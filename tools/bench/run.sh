@@ -3,12 +3,16 @@
 # devices, kernel dm and ubdm, all in ONE boot (under TCG only ratios within
 # one boot mean anything).
 #
-#   tools/bench/run.sh [--kernel 6.12|newest] [--runtime S] [--devices LIST]
-#                      [--workloads LIST] [--bin PATH...] [--no-bin]
-#                      [--keep-log FILE] [--json FILE]
+#   tools/bench/run.sh [--kernel 6.12|newest] [--runtime S] [--rounds N]
+#                      [--devices LIST] [--workloads LIST] [--bin PATH...]
+#                      [--no-bin] [--keep-log FILE] [--json FILE] [--plot FILE]
 #
 #   --kernel LINE      the kernel to boot, as tools/vm/run.sh (default newest)
 #   --runtime S        seconds per fio run (default $UBDM_BENCH_RUNTIME or 8)
+#   --rounds N         run the device list N times over, interleaved (default
+#                      1); each figure is then the median of its rounds, and
+#                      each ratio the median of the ratios measured within a
+#                      round, with their range: for a noisy machine
 #   --devices LIST     comma list, default null-raw,null-dm-linear,null-ubdm-linear;
 #                      also null-ubdm-linear-copy (--copy),
 #                      null-ubdm-linear-pollN (--poll-usec N), sda-raw,
@@ -31,9 +35,10 @@ set -euo pipefail
 # shellcheck source=tools/vm/common.sh
 . "$(dirname "$0")/../vm/common.sh"
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 runtime=${UBDM_BENCH_RUNTIME:-8}
+rounds=1
 devices=${UBDM_BENCH_DEVICES:-null-raw,null-dm-linear,null-ubdm-linear}
 workloads=${UBDM_BENCH_WORKLOADS:-randread-4k-qd1,randread-4k-qd32,randwrite-4k-qd32,read-128k-qd32}
 keep_log='' json_out='' plot_out=''
@@ -42,6 +47,7 @@ bins_given=0
 while [ $# -gt 0 ]; do
   case $1 in
     --runtime) runtime=${2:?}; shift 2 ;;
+    --rounds) rounds=${2:?}; shift 2 ;;
     --devices) devices=${2:?}; shift 2 ;;
     --workloads) workloads=${2:?}; shift 2 ;;
     --json) json_out=${2:?}; shift 2 ;;
@@ -55,6 +61,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $runtime in '' | *[!0-9]*) vm_die "--runtime takes whole seconds" ;; esac
+case $rounds in '' | *[!0-9]* | 0) vm_die "--rounds takes a whole number from 1" ;; esac
 devices=$(tr -s ' ,' ',' <<<"$devices")
 workloads=$(tr -s ' ,' ',' <<<"$workloads")
 # Results are keyed by device and workload: a repeat would print one figure twice.
@@ -74,8 +81,8 @@ log=$UBDM_VM_WORK/bench-console-$UBDM_VM_KERNEL.log
 
 ndev=$(tr ',' '\n' <<<"$devices" | grep -c .)
 nwl=$(tr ',' '\n' <<<"$workloads" | grep -c .)
-vm_timeout=$((ndev * nwl * (runtime + 10) + 180))
-vm_msg "bench: $ndev device(s) x $nwl workload(s) x ${runtime}s (VM time limit ${vm_timeout}s)"
+vm_timeout=$((rounds * ndev * nwl * (runtime + 10) + 180))
+vm_msg "bench: $rounds round(s) x $ndev device(s) x $nwl workload(s) x ${runtime}s (VM time limit ${vm_timeout}s)"
 
 # Keep fio's JSON off the terminal (it is in the log).
 bench_display() {
@@ -86,7 +93,7 @@ bench_display() {
 UBDM_VM_DISPLAY=bench_display
 rc=0
 vm_boot "$initrd" "$log" "$vm_timeout" \
-  "ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
+  "ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_rounds=$rounds ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
 [ -z "$keep_log" ] || cp "$log" "$keep_log"
 
 if [ -n "$plot_out" ] && [ -z "$json_out" ]; then
@@ -99,15 +106,25 @@ import json, re, sys
 log_path, boot_rc, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 lines = open(log_path, encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
 
-results, order, base, notes = {}, [], {}, []
+# runs[(device, workload)]: one result per round (None: that run failed).
+runs, order, base, notes = {}, [], {}, []
 kernel = ""
 done = False
+rnd = 1
+def record(key, result):
+    if key not in runs:
+        runs[key] = {}
+        order.append(key)
+    runs[key][rnd] = result
 i = 0
 while i < len(lines):
     line = lines[i]
     m = re.search(r"UBDM-VM: up \S+, kernel (\S+),", line)
     if m:
         kernel = m.group(1)
+    m = re.search(r"UBDM-BENCH-ROUND (\d+)", line)
+    if m:
+        rnd = int(m.group(1))
     m = re.search(r"UBDM-BENCH-DEVICE (\S+) (\S+) base=(\S+)", line)
     if m:
         base[m.group(1)] = m.group(3)
@@ -118,8 +135,7 @@ while i < len(lines):
     if m:
         notes.append(f"{m.group(1)} {m.group(2)}: FAILED: {m.group(3)}")
         if m.group(2) != "-":
-            results[(m.group(1), m.group(2))] = None
-            order.append((m.group(1), m.group(2)))
+            record((m.group(1), m.group(2)), None)
     if "UBDM-BENCH-DONE" in line:
         done = True
     m = re.search(r"UBDM-BENCH-BEGIN (\S+) (\S+)", line)
@@ -145,28 +161,56 @@ while i < len(lines):
             mean = sum(l["mean"] * p["total_ios"] for l, p in zip(lats, parts)) / n
             p99s = [(l.get("percentile") or {}).get("99.000000") for l in lats]
             p99 = max(p99s) if None not in p99s else None
-            results[key] = {
-                "device": key[0], "workload": key[1],
+            record(key, {
                 "iops": iops, "mib_s": bw / 1048576.0,
                 "lat_mean_us": mean / 1000.0,
                 "lat_p99_us": p99 / 1000.0 if p99 is not None else None,
                 "errors": job.get("error", 0),
-            }
+            })
         except Exception as e:  # noqa: BLE001 - report and go on
             notes.append(f"{key[0]} {key[1]}: cannot parse fio JSON: {e}")
-            results[key] = None
-        order.append(key)
+            record(key, None)
     i += 1
 
-hdr = ("device", "workload", "IOPS", "MiB/s", "lat mean us", "lat p99 us", "IOPS vs base")
+def median(xs):
+    xs = sorted(xs)
+    h = len(xs) // 2
+    return xs[h] if len(xs) % 2 else (xs[h - 1] + xs[h]) / 2
+
+# Each ratio is taken within a round (the device and its base measured close
+# in time), then the median of those; the figures are medians of the rounds.
+results = {}
+for key in order:
+    ok_runs = {r: v for r, v in runs[key].items() if v is not None}
+    if len(ok_runs) < len(runs[key]) or not ok_runs:
+        results[key] = None
+        continue
+    b = runs.get((base.get(key[0], key[0]), key[1]), {})
+    ratios = [v["iops"] / b[r]["iops"] for r, v in ok_runs.items() if b.get(r) and b[r]["iops"]]
+    agg = {"device": key[0], "workload": key[1]}
+    for f in ("iops", "mib_s", "lat_mean_us", "lat_p99_us"):
+        vals = [v[f] for v in ok_runs.values() if v[f] is not None]
+        agg[f] = median(vals) if vals else None
+    agg["errors"] = sum(v["errors"] for v in ok_runs.values())
+    agg["ratio"] = median(ratios) if ratios else None
+    agg["ratio_range"] = [min(ratios), max(ratios)] if ratios else None
+    agg["rounds"] = [dict(v, round=r) for r, v in sorted(ok_runs.items())]
+    results[key] = agg
+nrounds = max((len(v) for v in runs.values()), default=1)
+
+hdr = ("device", "workload", "IOPS", "MiB/s", "lat mean us", "lat p99 us",
+       "IOPS vs base" + (f" (median of {nrounds} rounds, range)" if nrounds > 1 else ""))
 rows = []
 for key in order:
     r = results.get(key)
     if r is None:
         rows.append((key[0], key[1], "FAIL", "", "", "", ""))
         continue
-    b = results.get((base.get(key[0], key[0]), key[1]))
-    ratio = f"{r['iops'] / b['iops']:.2f}x {base.get(key[0], '')}" if b and b["iops"] else ""
+    ratio = ""
+    if r["ratio"] is not None:
+        ratio = f"{r['ratio']:.2f}x {base.get(key[0], '')}"
+        if nrounds > 1:
+            ratio += f" ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})"
     rows.append((key[0], key[1], f"{r['iops']:.0f}", f"{r['mib_s']:.1f}",
                  f"{r['lat_mean_us']:.1f}",
                  f"{r['lat_p99_us']:.1f}" if r["lat_p99_us"] is not None else "",
@@ -196,16 +240,10 @@ if not done:
 for n in notes:
     print("note:", n)
 if json_out:
-    # One object per run, with the kernel and each result's base and ratio
+    # One object per device and workload, with the kernel, its base, the
+    # median figures and ratio, the ratio's range and each round's figures
     # (tools/bench/plot.py draws these).
-    out = []
-    for k in order:
-        r = results.get(k)
-        if not r:
-            continue
-        b = results.get((base.get(k[0], k[0]), k[1]))
-        out.append(dict(r, kernel=kernel, base=base.get(k[0], k[0]),
-                        ratio=r["iops"] / b["iops"] if b and b["iops"] else None))
+    out = [dict(results[k], kernel=kernel, base=base.get(k[0], k[0])) for k in order if results.get(k)]
     with open(json_out, "w") as f:
         json.dump(out, f, indent=2)
 print(f"console log: {log_path}")

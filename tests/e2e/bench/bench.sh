@@ -4,6 +4,7 @@
 # has ubdm.run=/tests/bench/bench.sh). For every device x workload it runs fio
 # (io_uring, O_DIRECT, time based, JSON) and prints on the console:
 #
+#   UBDM-BENCH-ROUND <n>                       (rounds from 1)
 #   UBDM-BENCH-DEVICE <device> <node> base=<baseline device>
 #   UBDM-BENCH-BEGIN <device> <workload>
 #   ...fio's JSON...
@@ -14,6 +15,9 @@
 #
 # Settings (kernel command line ubdm.X=... becomes UBDM_X):
 #   UBDM_BENCH_RUNTIME    seconds per fio run (default 8)
+#   UBDM_BENCH_ROUNDS     times the whole device list runs, one device after
+#                         another each time (default 1): on a noisy machine
+#                         each round measures every device close in time
 #   UBDM_BENCH_DEVICES    comma list (default null-raw,null-dm-linear,null-ubdm-linear)
 #   UBDM_BENCH_WORKLOADS  comma list of <rw>-<bs>-qd<N> (default
 #                         randread-4k-qd1,randread-4k-qd32,randwrite-4k-qd32,read-128k-qd32)
@@ -41,6 +45,7 @@
 set -u
 
 runtime=${UBDM_BENCH_RUNTIME:-8}
+rounds=${UBDM_BENCH_ROUNDS:-1}
 devices=$(printf '%s' "${UBDM_BENCH_DEVICES:-null-raw,null-dm-linear,null-ubdm-linear}" | tr ',' ' ')
 workloads=$(printf '%s' "${UBDM_BENCH_WORKLOADS:-randread-4k-qd1,randread-4k-qd32,randwrite-4k-qd32,read-128k-qd32}" | tr ',' ' ')
 TEST_TMP=/tmp/bench
@@ -166,31 +171,36 @@ case " $devices " in
     fi
     ;;
 esac
-for d in $devices; do
-  if ! bench_setup "$d"; then
-    echo "UBDM-BENCH-SKIP $d $BENCH_SKIP"
-    bench_teardown "$d" >/dev/null 2>&1
-    continue
-  fi
-  echo "UBDM-BENCH-DEVICE $d $BENCH_DEV base=$BENCH_BASE"
-  for w in $workloads; do
-    if ! args=$(workload_args "$w"); then
-      echo "UBDM-BENCH-FAIL $d $w bad workload name (want <rw>-<bs>-qd<N>)"
+round=1
+while [ "$round" -le "$rounds" ]; do
+  echo "UBDM-BENCH-ROUND $round"
+  for d in $devices; do
+    if ! bench_setup "$d"; then
+      echo "UBDM-BENCH-SKIP $d $BENCH_SKIP"
+      bench_teardown "$d" >/dev/null 2>&1
       continue
     fi
-    # shellcheck disable=SC2086
-    if fio --name="$w" --filename="$BENCH_DEV" --ioengine=io_uring --direct=1 \
-      --time_based --runtime="$runtime" --norandommap --randrepeat=0 \
-      --lat_percentiles=1 --output-format=json $args \
-      --output="$TEST_TMP/out.json" >"$TEST_TMP/fio.err" 2>&1; then
-      echo "UBDM-BENCH-BEGIN $d $w"
-      cat "$TEST_TMP/out.json"
-      echo "UBDM-BENCH-END $d $w"
-    else
-      echo "UBDM-BENCH-FAIL $d $w fio failed: $(tail -n 3 "$TEST_TMP/fio.err" | tr '\n' ' ')"
-    fi
+    echo "UBDM-BENCH-DEVICE $d $BENCH_DEV base=$BENCH_BASE"
+    for w in $workloads; do
+      if ! args=$(workload_args "$w"); then
+        echo "UBDM-BENCH-FAIL $d $w bad workload name (want <rw>-<bs>-qd<N>)"
+        continue
+      fi
+      # shellcheck disable=SC2086
+      if fio --name="$w" --filename="$BENCH_DEV" --ioengine=io_uring --direct=1 \
+        --time_based --runtime="$runtime" --norandommap --randrepeat=0 \
+        --lat_percentiles=1 --output-format=json $args \
+        --output="$TEST_TMP/out.json" >"$TEST_TMP/fio.err" 2>&1; then
+        echo "UBDM-BENCH-BEGIN $d $w"
+        cat "$TEST_TMP/out.json"
+        echo "UBDM-BENCH-END $d $w"
+      else
+        echo "UBDM-BENCH-FAIL $d $w fio failed: $(tail -n 3 "$TEST_TMP/fio.err" | tr '\n' ' ')"
+      fi
+    done
+    bench_teardown "$d" || echo "UBDM-BENCH-FAIL $d - teardown failed"
   done
-  bench_teardown "$d" || echo "UBDM-BENCH-FAIL $d - teardown failed"
+  round=$((round + 1))
 done
 [ -z "$ubdm_started" ] || stop_ubdmd
 echo "UBDM-BENCH-DONE"

@@ -131,15 +131,11 @@ constexpr std::array<unsigned, 5> kSetupTiers = {
   fail(err, "cannot set up io_uring: {}", why);
 }
 
-// What flush() reports for a submission: 0, or -errno for a real failure;
-// a full CQ, a short resource or a signal only delays the SQEs, which stay
-// queued for the next flush() or poll().
-int transient_is_ok(int ret) {
-  if (ret == -EAGAIN || ret == -EBUSY || ret == -EINTR) {
-    return 0;
-  }
-  return ret < 0 ? ret : 0;
-}
+// Whether an io_uring_enter error only delays the SQEs (a full CQ, a short
+// resource, a signal): they stay queued for the next flush() or poll().
+bool transient(int ret) { return ret == -EAGAIN || ret == -EBUSY || ret == -EINTR; }
+// What flush() reports for a submission: 0, or -errno for a real failure.
+int submit_result(int ret) { return ret < 0 && !transient(ret) ? ret : 0; }
 
 }  // namespace
 
@@ -564,12 +560,12 @@ void UringBackend::run_deferred(bool deliver) {
 
 int UringBackend::flush() {
   run_deferred(false);
-  return transient_is_ok(io_uring_submit(&ring_));
+  return submit_result(io_uring_submit(&ring_));
 }
 
 int UringBackend::flush_and_collect() {
   run_deferred(false);
-  return transient_is_ok(io_uring_submit_and_get_events(&ring_));
+  return submit_result(io_uring_submit_and_get_events(&ring_));
 }
 
 unsigned UringBackend::reap() {
@@ -645,7 +641,7 @@ int UringBackend::poll(unsigned wait_usec) {
   }
   // Timeouts, signals and transient resource shortages are not failures of
   // the poll: whatever is ready is still reaped and the rest stays queued.
-  if (ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY) {
+  if (ret == -ETIME || transient(ret)) {
     ret = 0;
   }
 

@@ -100,6 +100,8 @@ class UringBackend final : public IoBackend {
   // submitted is in the CQ at return (events_ready()), for the next poll()
   // to reap without entering the kernel again. For a thread about to spin.
   int flush_and_collect();
+  // Timeouts, signals and transient resource shortages are not failures:
+  // a negative result is a real error of the ring.
   int poll(unsigned wait_usec) override;
   unsigned in_flight() const override { return in_flight_; }
 

@@ -311,7 +311,7 @@ void Queue::loop() {
     if (learn && rc > 0) {
       poll_.waited(idle_core, monotonic_ns() - wait_start);
     }
-    if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
+    if (rc < 0) {  // poll() reports timeouts and transient shortages as 0
       spdlog::error("{} queue {}: ring wait failed: {}", cfg_.device_name, cfg_.q_id, errno_string(rc));
     }
   }

@@ -44,7 +44,8 @@ struct QueueConfig {
   // Adaptive polling (PollWindow): before sleeping in the kernel the thread
   // may spin on its ring for at most this many microseconds, where the
   // waits it has measured say the next event comes within that; otherwise
-  // it sleeps at once, so an idle or slow device costs no CPU. 0 turns it off.
+  // it sleeps at once, so an idle or slow device costs next to no CPU (one
+  // wait in 16 that would sleep spins, to measure again). 0 turns it off.
   unsigned poll_usec = 0;
   // Zero copy (the device has kFeatAutoBufReg): the kernel registers each
   // request's pages in this ring's buffer table at the tag's index, and the

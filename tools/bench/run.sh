@@ -4,8 +4,9 @@
 # one boot mean anything).
 #
 #   tools/bench/run.sh [--kernel 6.12|newest] [--runtime S] [--rounds N]
-#                      [--devices LIST] [--workloads LIST] [--bin PATH...]
-#                      [--no-bin] [--keep-log FILE] [--json FILE] [--plot FILE]
+#                      [--idle poll|halt] [--devices LIST] [--workloads LIST]
+#                      [--bin PATH...] [--no-bin] [--keep-log FILE]
+#                      [--json FILE] [--plot FILE]
 #
 #   --kernel LINE      the kernel to boot, as tools/vm/run.sh (default newest)
 #   --runtime S        seconds per fio run (default $UBDM_BENCH_RUNTIME or 8)
@@ -13,9 +14,17 @@
 #                      1); each figure is then the median of its rounds, and
 #                      each ratio the median of the ratios measured within a
 #                      round, with their range: for a noisy machine
+#   --idle poll|halt   how an idle guest CPU waits (default poll: the guest
+#                      boots with idle=poll). Under TCG a halted vCPU takes
+#                      hundreds of microseconds to wake, a hundred times a
+#                      real CPU's idle exit; any device that hands a request
+#                      to another thread (ublk always does; raw and dm-linear
+#                      over null_blk never do) would measure that at qd1.
+#                      `halt` keeps the kernel's default idle, to compare
 #   --devices LIST     comma list, default null-raw,null-dm-linear,null-ubdm-linear;
 #                      also null-ubdm-linear-copy (--copy),
-#                      null-ubdm-linear-pollN (--poll-usec N), sda-raw,
+#                      null-ubdm-linear-pollN (--poll-usec N), ubdm-zero
+#                      (no disk: the ublk round trip alone), sda-raw,
 #                      mpath-dm-rr, mpath-dm-ql, mpath-dm-st,
 #                      mpath-ubdm-rr, mpath-ubdm-ql, mpath-ubdm-st
 #                      (see tests/e2e/bench/bench.sh); env UBDM_BENCH_DEVICES
@@ -35,10 +44,11 @@ set -euo pipefail
 # shellcheck source=tools/vm/common.sh
 . "$(dirname "$0")/../vm/common.sh"
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 runtime=${UBDM_BENCH_RUNTIME:-8}
 rounds=1
+idle=poll
 devices=${UBDM_BENCH_DEVICES:-null-raw,null-dm-linear,null-ubdm-linear}
 workloads=${UBDM_BENCH_WORKLOADS:-randread-4k-qd1,randread-4k-qd32,randwrite-4k-qd32,read-128k-qd32}
 keep_log='' json_out='' plot_out=''
@@ -48,6 +58,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --runtime) runtime=${2:?}; shift 2 ;;
     --rounds) rounds=${2:?}; shift 2 ;;
+    --idle) idle=${2:?}; shift 2 ;;
     --devices) devices=${2:?}; shift 2 ;;
     --workloads) workloads=${2:?}; shift 2 ;;
     --json) json_out=${2:?}; shift 2 ;;
@@ -62,6 +73,11 @@ while [ $# -gt 0 ]; do
 done
 case $runtime in '' | *[!0-9]*) vm_die "--runtime takes whole seconds" ;; esac
 case $rounds in '' | *[!0-9]* | 0) vm_die "--rounds takes a whole number from 1" ;; esac
+case $idle in
+  poll) idle_append=idle=poll ;;
+  halt) idle_append='' ;;
+  *) vm_die "--idle takes poll or halt" ;;
+esac
 devices=$(tr -s ' ,' ',' <<<"$devices")
 workloads=$(tr -s ' ,' ',' <<<"$workloads")
 # Results are keyed by device and workload: a repeat would print one figure twice.
@@ -82,7 +98,7 @@ log=$UBDM_VM_WORK/bench-console-$UBDM_VM_KERNEL.log
 ndev=$(tr ',' '\n' <<<"$devices" | grep -c .)
 nwl=$(tr ',' '\n' <<<"$workloads" | grep -c .)
 vm_timeout=$((rounds * ndev * nwl * (runtime + 10) + 180))
-vm_msg "bench: $rounds round(s) x $ndev device(s) x $nwl workload(s) x ${runtime}s (VM time limit ${vm_timeout}s)"
+vm_msg "bench: $rounds round(s) x $ndev device(s) x $nwl workload(s) x ${runtime}s, idle $idle (VM time limit ${vm_timeout}s)"
 
 # Keep fio's JSON off the terminal (it is in the log).
 bench_display() {
@@ -93,17 +109,17 @@ bench_display() {
 UBDM_VM_DISPLAY=bench_display
 rc=0
 vm_boot "$initrd" "$log" "$vm_timeout" \
-  "ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_rounds=$rounds ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
+  "$idle_append ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_rounds=$rounds ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
 [ -z "$keep_log" ] || cp "$log" "$keep_log"
 
 if [ -n "$plot_out" ] && [ -z "$json_out" ]; then
   json_out=$UBDM_VM_WORK/bench-$UBDM_VM_KERNEL.json
 fi
 parse_rc=0
-python3 - "$log" "$rc" "$json_out" <<'PY' || parse_rc=$?
+python3 - "$log" "$rc" "$json_out" "$idle" <<'PY' || parse_rc=$?
 import json, re, sys
 
-log_path, boot_rc, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+log_path, boot_rc, json_out, idle = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 lines = open(log_path, encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
 
 # runs[(device, workload)]: one result per round (None: that run failed).
@@ -240,10 +256,10 @@ if not done:
 for n in notes:
     print("note:", n)
 if json_out:
-    # One object per device and workload, with the kernel, its base, the
-    # median figures and ratio, the ratio's range and each round's figures
-    # (tools/bench/plot.py draws these).
-    out = [dict(results[k], kernel=kernel, base=base.get(k[0], k[0])) for k in order if results.get(k)]
+    # One object per device and workload, with the kernel, the guest's idle
+    # mode, its base, the median figures and ratio, the ratio's range and
+    # each round's figures (tools/bench/plot.py draws these).
+    out = [dict(results[k], kernel=kernel, idle=idle, base=base.get(k[0], k[0])) for k in order if results.get(k)]
     with open(json_out, "w") as f:
         json.dump(out, f, indent=2)
 print(f"console log: {log_path}")

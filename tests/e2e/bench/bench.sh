@@ -36,6 +36,9 @@
 #   null-ubdm-linear  ubdm linear over /dev/nullb0 (zero copy where the
 #                     kernel has it)                             base null-raw
 #   null-ubdm-linear-copy  the same, created with --copy         base null-raw
+#   null-ubdm-linear-pollN the same, created with --poll-usec N  base null-raw
+#   ubdm-zero         ubdm zero target, no disk at all: the ublk round
+#                     trip alone, a floor for every ubdm device  base null-raw
 #   sda-raw           the first scsi_debug path                  base sda-raw
 #   mpath-dm-rr|ql|st kernel dm-multipath over both scsi_debug
 #                     paths, round-robin|queue-length|service-time  base sda-raw
@@ -120,6 +123,11 @@ bench_setup() {
       ubdm_create bench0 "0 $(dev_sectors /dev/nullb0) linear /dev/nullb0 0" \
         --poll-usec "${1#null-ubdm-linear-poll}" || return 1
       ;;
+    ubdm-zero)
+      BENCH_BASE=null-raw
+      ubdm_up || return 1
+      ubdm_create bench0 "0 $(dev_sectors /dev/nullb0) zero" || return 1
+      ;;
     sda-raw)
       BENCH_BASE=sda-raw
       BENCH_DEV=$(scsi_debug_paths | cut -d' ' -f1)
@@ -143,7 +151,7 @@ bench_teardown() {
   case $1 in
     null-dm-linear) dm_remove bench_lin ;;
     mpath-dm-*) dm_remove bench_mp ;;
-    null-ubdm-linear | null-ubdm-linear-copy | null-ubdm-linear-poll*) ubdmsetup remove bench0 ;;
+    null-ubdm-linear | null-ubdm-linear-copy | null-ubdm-linear-poll* | ubdm-zero) ubdmsetup remove bench0 ;;
     mpath-ubdm-*) ubdmsetup remove bench_mp ;;
   esac
 }

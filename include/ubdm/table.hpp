@@ -23,6 +23,13 @@ struct TableLine {
   unsigned line_no = 0;  // 1-based, for error messages
 };
 
+// Split `text` into words as the kernel's dm_split_args() splits a target's
+// parameters and a message: any run of whitespace separates words, and a
+// backslash makes the character after it part of the word, whatever it is
+// (a backslash at the very end stays a backslash). Tables and messages both
+// go through it, so what dmsetup would send means the same to ubdm.
+std::vector<std::string> split_args(std::string_view text);
+
 // Parse dm table text (one target per line; blank lines and lines starting
 // with '#' are skipped). Throws ubdm::Error naming the line and the problem.
 std::vector<TableLine> parse_table_text(std::string_view text);

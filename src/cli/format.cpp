@@ -64,7 +64,24 @@ std::string format_info(const nlohmann::json& reply) {
   return out;
 }
 
-std::string format_lines(const nlohmann::json& reply, bool with_names) {
+namespace {
+
+// The target type of a table or status line, "<start> <length> <type> ...".
+std::string_view line_type(std::string_view line) {
+  std::size_t pos = 0;
+  for (int word = 0; word < 2; ++word) {
+    pos = line.find(' ', pos);
+    if (pos == std::string_view::npos) {
+      return {};
+    }
+    ++pos;
+  }
+  return line.substr(pos, line.find(' ', pos) - pos);
+}
+
+}  // namespace
+
+std::string format_lines(const nlohmann::json& reply, bool with_names, std::string_view target) {
   const auto& devices = reply.at("devices");
   if (devices.empty()) {
     return with_names ? kNoDevices : "";
@@ -74,12 +91,18 @@ std::string format_lines(const nlohmann::json& reply, bool with_names) {
     const std::string prefix = with_names ? d.at("name").get<std::string>() + ": " : std::string();
     const auto& lines = d.at("lines");
     if (lines.empty()) {
-      // dmsetup prints the (prefixed) line even when the table has no targets.
-      out += prefix + '\n';
+      // dmsetup prints the (prefixed) line even when the table has no
+      // targets, unless only some targets were asked for.
+      if (target.empty()) {
+        out += prefix + '\n';
+      }
       continue;
     }
     for (const auto& line : lines) {
-      out += prefix + line.get<std::string>() + '\n';
+      const auto& text = line.get_ref<const std::string&>();
+      if (target.empty() || line_type(text) == target) {
+        out += prefix + text + '\n';
+      }
     }
   }
   return out;

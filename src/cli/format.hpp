@@ -18,7 +18,9 @@ std::string format_info(const nlohmann::json& reply);
 // named on the command line, as dmsetup decides) each line is prefixed
 // "<name>: ". A device without lines prints one empty line (or "<name>: "),
 // as dmsetup does. No devices: "No devices found".
-std::string format_lines(const nlohmann::json& reply, bool with_names);
+// `target`, if not empty, keeps only the lines of that target type, and a
+// device with none of them prints nothing (dmsetup's --target).
+std::string format_lines(const nlohmann::json& reply, bool with_names, std::string_view target = {});
 
 // `ls`: "<name>\t(<major>:<minor>)" per device, or "No devices found".
 std::string format_ls(const nlohmann::json& reply);

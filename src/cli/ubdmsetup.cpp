@@ -8,6 +8,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -20,12 +21,14 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/format.hpp"
+#include "cli/report.hpp"
 #include "control/client.hpp"
 #include "control/protocol.hpp"
 #include "control/verbs.hpp"
@@ -66,6 +69,12 @@ struct Args {
   std::string sector;
   std::vector<std::string> words;
   std::string event_nr;
+  std::string target;  // --target TYPE of table and status
+  bool retry = false;
+  bool columns = false;  // info -c: dmsetup's column report
+  ReportOptions report;
+  bool noheadings = false;
+  std::string separator;
 };
 
 // The one line of a failure. Messages are flattened to one line whatever
@@ -229,12 +238,13 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
 }
 
 // Text output of a successful reply; empty for verbs dmsetup runs silently.
-std::string render(const std::string& verb, const Args& a, const nlohmann::json& reply) {
+std::string render(const std::string& verb, const Args& a, const nlohmann::json& reply,
+                   const std::optional<ReportLayout>& report) {
   if (verb == "info") {
-    return format_info(reply);
+    return report ? format_report(reply, *report) : format_info(reply);
   }
   if (verb == "table" || verb == "status") {
-    return format_lines(reply, a.name.empty());
+    return format_lines(reply, a.name.empty(), a.target);
   }
   if (verb == "ls") {
     return format_ls(reply);
@@ -297,6 +307,67 @@ std::string first_word(int argc, char** argv) {
   return "";
 }
 
+// The column report `info -c` asks for, checked before ubdmd is asked; none
+// for the long format. Its options belong to info -c alone: elsewhere they
+// are refused rather than ignored, as they would change nothing.
+std::optional<ReportLayout> report_layout(const std::string& verb, Args& a,
+                                          const std::map<std::string, CLI::Option*>& opts) {
+  const auto given = [&](const char* key) { return opts.at(key)->count() > 0; };
+  for (const char* key : {"fields", "sort", "noheadings", "separator", "nameprefixes"}) {
+    if (given(key) && !(verb == "info" && a.columns)) {
+      throw UsageError(fmt::format("{} is supported only with info -c", opts.at(key)->get_name()));
+    }
+  }
+  if (verb != "info" || !a.columns) {
+    return std::nullopt;
+  }
+  a.report.headings = !a.noheadings;
+  if (given("separator")) {
+    a.report.separator = a.separator;
+  }
+  try {
+    return parse_report(a.report);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// As libdevmapper's retried remove: while the device is in use (EBUSY), try
+// again every 200 ms, 25 times in all.
+nlohmann::json call_with_retry(control::ControlClient& client, const nlohmann::json& req, bool retry) {
+  constexpr int kTries = 25;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return client.call(req);
+    } catch (const Error& e) {
+      if (!retry || e.code() != EBUSY || attempt == kTries) {
+        throw;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+// dmsetup's options that mean nothing for ubdm, accepted so that a dmsetup
+// script runs unchanged. The README's compatibility table says why each one
+// is safe to ignore; keep the two in step.
+void add_dmsetup_compat_options(CLI::App& app) {
+  const auto ignored = [&app](const std::string& flags, const std::string& why) {
+    const std::string help = "accepted for dmsetup scripts: " + why;
+    app.add_flag(flags, help)->group("dmsetup compatibility");
+  };
+  ignored("--nolockfs", "ubdm never freezes a filesystem to suspend");
+  ignored("--noudevsync,--noudevrules,--verifyudev",
+          "ubdmsetup waits for no udev cookie; device nodes come from ubdm's udev rule");
+  ignored("--addnodeoncreate,--addnodeonresume", "device nodes come from ubdm's udev rule");
+  ignored("--noopencount", "the open count costs nothing here");
+  ignored("-y,--yes", "ubdmsetup never asks for confirmation");
+  ignored("-v,--verbose", "the output is the same at any verbosity");
+  app.add_option("--udevcookie", "accepted for dmsetup scripts: there is no udev cookie to pass")
+      ->type_name("COOKIE")
+      ->group("dmsetup compatibility");
+}
+
 int run(int argc, char** argv) {
   Args a;
   a.socket = default_socket();
@@ -314,8 +385,30 @@ int run(int argc, char** argv) {
                      std::string(control::kDefaultSocketPath) + ")")
       ->type_name("PATH");
   app.add_flag("--json", a.json, "print the daemon's reply as JSON instead of text");
+  // dmsetup takes its options anywhere on the line, whatever the verb, and
+  // ignores those a verb does not use: so do we, for --noflush too.
+  app.add_flag("--noflush", a.noflush, "suspend: do not flush outstanding I/O, park it until resume");
+  add_dmsetup_compat_options(app);
 
   std::map<std::string, CLI::Option*> opts;
+  // dmsetup's column report, of `info` (global options, as dmsetup's).
+  app.add_flag("-c,-C,--columns", a.columns, "info: print dmsetup's column report")->group("info -c");
+  opts["fields"] = app.add_option("-o,--options", a.report.fields,
+                                  "info -c: the fields, comma-separated ('+' first: after the default ones)")
+                       ->type_name("FIELDS")
+                       ->group("info -c");
+  opts["sort"] = app.add_option("-O,--sort", a.report.sort, "info -c: sort keys, comma-separated ('-': descending)")
+                     ->type_name("FIELDS")
+                     ->group("info -c");
+  opts["noheadings"] = app.add_flag("--noheadings", a.noheadings, "info -c: no heading line; fields ':'-separated")
+                           ->group("info -c");
+  opts["separator"] =
+      app.add_option("--separator", a.separator, "info -c: the field separator (no alignment)")
+          ->type_name("SEP")
+          ->group("info -c");
+  opts["nameprefixes"] =
+      app.add_flag("--nameprefixes", a.report.name_prefixes, "info -c: each value as DM_FIELD='value'")
+          ->group("info -c");
   // Every verb's subcommand, with its one-line help from the protocol's verb
   // table (control/verbs.cpp), so the two cannot drift apart.
   const auto add_verb = [&](const char* name) {
@@ -360,7 +453,10 @@ int run(int argc, char** argv) {
   name_arg(add_verb("clear"), true);
 
   auto* suspend = add_verb("suspend");
+  // Here too, for `suspend --help` (the global one serves the other verbs).
   suspend->add_flag("--noflush", a.noflush, "do not flush outstanding I/O: park it until resume");
+  const std::string nolockfs_help = "accepted for dmsetup scripts: ubdm never freezes a filesystem to suspend";
+  suspend->add_flag("--nolockfs", nolockfs_help);
   opts["timeout"] =
       suspend->add_option("--timeout", a.timeout, "give up after SECONDS")->type_name("SECONDS");
   name_arg(suspend, true);
@@ -371,6 +467,10 @@ int run(int argc, char** argv) {
   remove->add_flag("-f,--force", a.force, "replace the table with error targets first, failing parked I/O");
   name_arg(remove, true);
 
+  remove->add_flag("--retry", a.retry,
+                   "retry for up to 5 s while the device is in use (udev's probe of a new device holds "
+                   "it briefly)");
+
   add_verb("remove_all")
       ->add_flag("-f,--force", a.force, "remove devices in use too, failing their parked I/O");
 
@@ -379,10 +479,12 @@ int run(int argc, char** argv) {
   auto* table = add_verb("table");
   name_arg(table, false);
   table->add_flag("--inactive", a.inactive, "show the inactive table");
+  table->add_option("--target", a.target, "show only the targets of this type")->type_name("TYPE");
 
   auto* status = add_verb("status");
   name_arg(status, false);
   status->add_flag("--inactive", a.inactive, "show the inactive table's status");
+  status->add_option("--target", a.target, "show only the targets of this type")->type_name("TYPE");
 
   add_verb("ls");
   add_verb("targets");
@@ -462,10 +564,11 @@ int run(int argc, char** argv) {
       return kExitOk;
     }
 
-    const nlohmann::json reply = client.call(build_request(verb, a, opts));
+    const std::optional<ReportLayout> report = report_layout(verb, a, opts);
+    const nlohmann::json reply = call_with_retry(client, build_request(verb, a, opts), verb == "remove" && a.retry);
     std::string text;
     try {
-      text = a.json ? pretty(reply) : render(verb, a, reply);
+      text = a.json ? pretty(reply) : render(verb, a, reply, report);
     } catch (const nlohmann::json::exception& e) {
       throw Error(EPROTO, fmt::format("invalid reply from ubdmd: {}", e.what()));
     }
@@ -473,6 +576,13 @@ int run(int argc, char** argv) {
     return kExitOk;
   } catch (const UsageError& e) {
     return report(verb, a.name, e.what(), kExitUsage);
+  } catch (const Error& e) {
+    if (e.code() == ENXIO && (verb == "info" || verb == "status")) {
+      // dmsetup's words, which scripts test for.
+      std::fputs("Device does not exist.\nCommand failed.\n", stderr);
+      return kExitFailed;
+    }
+    return report(verb, a.name, e.what(), kExitFailed);
   } catch (const std::exception& e) {
     return report(verb, a.name, e.what(), kExitFailed);
   }

@@ -12,31 +12,36 @@
 namespace ubdm {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
-
-std::vector<std::string> split_words(std::string_view line) {
-  std::vector<std::string> words;
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && is_space(line[i])) {
-      ++i;
-    }
-    const std::size_t b = i;
-    while (i < line.size() && !is_space(line[i])) {
-      ++i;
-    }
-    if (i > b) {
-      words.emplace_back(line.substr(b, i - b));
-    }
-  }
-  return words;
-}
+// isspace() in the "C" locale, as the kernel's.
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 // The largest device we accept: sector numbers must fit the kernel's u64 and
 // byte offsets must not overflow either.
 constexpr sector_t kMaxSectors = std::numeric_limits<std::uint64_t>::max() >> kSectorShift;
 
 }  // namespace
+
+std::vector<std::string> split_args(std::string_view text) {
+  std::vector<std::string> words;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && is_space(text[i])) {
+      ++i;
+    }
+    if (i == text.size()) {
+      break;
+    }
+    std::string word;
+    while (i < text.size() && !is_space(text[i])) {
+      if (text[i] == '\\' && i + 1 < text.size()) {
+        ++i;  // the escaped character is taken as it is, even a space
+      }
+      word += text[i++];
+    }
+    words.push_back(std::move(word));
+  }
+  return words;
+}
 
 std::vector<TableLine> parse_table_text(std::string_view text) {
   std::vector<TableLine> lines;
@@ -53,7 +58,7 @@ std::vector<TableLine> parse_table_text(std::string_view text) {
     if (raw.find('\0') != std::string_view::npos) {
       fail_invalid("table line {}: contains a NUL byte", line_no);
     }
-    std::vector<std::string> words = split_words(raw);
+    std::vector<std::string> words = split_args(raw);
     if (words.empty() || words[0][0] == '#') {
       continue;
     }

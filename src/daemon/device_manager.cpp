@@ -509,7 +509,10 @@ json DeviceManager::do_resume(const Call&, Managed& d) {
 }
 
 json DeviceManager::do_message(const Call& c, Managed& d) {
-  const auto args = c.req.at("args").get<std::vector<std::string>>();
+  // As dmsetup and dm-ioctl: the words are joined with spaces and split
+  // again, so "fail_path 8:0" as one word is the same message as two.
+  const auto words = c.req.at("args").get<std::vector<std::string>>();
+  const auto args = split_args(fmt::format("{}", fmt::join(words, " ")));
   json reply = {{"reply", d.mapped->message(c.req.at("sector").get<std::uint64_t>(), args)}};
   note_change(d);
   return reply;

@@ -180,6 +180,23 @@ TEST_F(DaemonTest, ShutdownRemovesEveryDeviceEvenSuspendedOnes) {
   EXPECT_EQ(failure({{"op", "ls"}}).first, ESHUTDOWN);
 }
 
+// dmsetup joins its message words with spaces and the kernel splits them
+// again (dm_split_args), so scripts quote a message as one word: both forms,
+// and any spacing, mean the same message.
+TEST_F(DaemonTest, MessageWordsAreJoinedAndSplitAsTheKernelDoes) {
+  call({{"op", "create"},
+        {"name", "mp"},
+        {"table", "0 4096 multipath 3 queue_if_no_path path_check_interval 0 0 1 1 round-robin 0 2 1 disk0 1 disk1 1"}});
+  call({{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"fail_path disk1"}}});
+  json mp = call({{"op", "paths"}})["devices"][0];
+  EXPECT_EQ(mp["paths"][1]["state"], "failed") << mp.dump();
+  call({{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {" reinstate_path\t", "\tdisk1  "}}});
+  mp = call({{"op", "paths"}})["devices"][0];
+  EXPECT_EQ(mp["paths"][1]["state"], "active") << mp.dump();
+  EXPECT_EQ(failure({{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"  ", ""}}}),
+            std::make_pair(EINVAL, std::string("empty message")));
+}
+
 TEST_F(DaemonTest, PathsReportsMultipathDevicesOnly) {
   call({{"op", "create"},
         {"name", "mp"},

@@ -35,6 +35,24 @@ TEST(TableParse, ReadsOneTargetPerLineSkippingBlanksAndComments) {
   EXPECT_EQ(lines[1].line_no, 4U);
 }
 
+// As the kernel's dm_split_args: any whitespace separates words, and a
+// backslash makes the next character part of the word, whatever it is.
+TEST(SplitArgs, SplitsOnWhitespaceAndHonoursBackslashes) {
+  using Words = std::vector<std::string>;
+  EXPECT_EQ(split_args(" a\tb \n c\vd\fe\rf "), (Words{"a", "b", "c", "d", "e", "f"}));
+  EXPECT_EQ(split_args(R"(a\ b c)"), (Words{"a b", "c"}));
+  EXPECT_EQ(split_args(R"(a\\ b)"), (Words{R"(a\)", "b"}));
+  EXPECT_EQ(split_args(R"(a\x\)"), (Words{R"(ax\)"})) << "a backslash at the end stays";
+  EXPECT_EQ(split_args(R"(one\\\ word)"), (Words{R"(one\ word)"}));
+  EXPECT_TRUE(split_args(" \t\n ").empty());
+}
+
+TEST(TableParse, TargetArgumentsFollowTheKernelsSplitting) {
+  const auto lines = parse_table_text("0 8 linear /dev/my\\ disk 0\n");
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0].args, (std::vector<std::string>{"/dev/my disk", "0"}));
+}
+
 struct BadText {
   const char* text;
   const char* message;

@@ -157,8 +157,15 @@ class ControlCliTest : public ::testing::Test {
     }
     const std::string op = req.at("op").get<std::string>();
     const std::string name = req.value("name", "");
+    if (op == "remove" && name == "busy") {
+      // In use for the first two tries, as a device that udev still probes.
+      if (++busy_removes < 3) {
+        throw Error(EBUSY, "device is in use (open count 1): close it first, or use --force");
+      }
+      return json::object();
+    }
     if (!name.empty() && name != "mp0") {
-      throw Error(ENOENT, "device " + name + " does not exist");
+      throw Error(ENXIO, "no such device");  // as ubdmd says it
     }
     if (op == "info") {
       return json{{"devices", {device("mp0")}}};
@@ -211,6 +218,7 @@ class ControlCliTest : public ::testing::Test {
   std::string path;
   std::mutex mu;
   std::vector<json> requests;
+  int busy_removes = 0;
   std::unique_ptr<ControlServer> server;
 };
 
@@ -232,10 +240,82 @@ TEST_F(ControlCliTest, InfoPrintsDmsetupFormat) {
 }
 
 TEST_F(ControlCliTest, DaemonErrorIsOneLineAndExitOne) {
-  const auto r = run_cli(with_socket({"info", "nope"}));
+  const auto r = run_cli(with_socket({"table", "nope"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, "ubdmsetup: info nope: device nope does not exist\n");
+  EXPECT_EQ(r.err, "ubdmsetup: table nope: no such device\n");
+}
+
+// Scripts test info's and status's words for a device that is not there.
+TEST_F(ControlCliTest, InfoAndStatusOfAMissingDeviceSayWhatDmsetupSays) {
+  for (const char* verb : {"info", "status"}) {
+    const auto r = run_cli(with_socket({verb, "nope"}));
+    EXPECT_EQ(r.code, 1) << verb;
+    EXPECT_EQ(r.out, "") << verb;
+    EXPECT_EQ(r.err, "Device does not exist.\nCommand failed.\n") << verb;
+  }
+}
+
+// A dmsetup command line works when only the command's name changes: its
+// options go anywhere, and those with no meaning here are accepted.
+TEST_F(ControlCliTest, TakesDmsetupsOptionsAnywhere) {
+  auto r = run_cli(with_socket({"suspend", "--nolockfs", "--noflush", "mp0"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "suspend"}, {"name", "mp0"}, {"noflush", true}}));
+  r = run_cli(with_socket({"--noudevsync", "--noudevrules", "--verifyudev", "resume", "mp0", "--udevcookie", "0x0d4d0001"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "resume"}, {"name", "mp0"}}));
+  r = run_cli(with_socket({"-y", "-v", "-v", "--noopencount", "--addnodeoncreate", "info", "mp0"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "info"}, {"name", "mp0"}}));
+  // A quoted message goes as one word; ubdmd splits it as the kernel does.
+  r = run_cli(with_socket({"message", "mp0", "0", "fail_path 8:16"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(),
+            (json{{"v", 1}, {"op", "message"}, {"name", "mp0"}, {"sector", 0}, {"args", {"fail_path 8:16"}}}));
+}
+
+TEST_F(ControlCliTest, InfoColumnsPrintDmsetupsReport) {
+  auto r = run_cli(with_socket({"info", "-c", "--noheadings", "-o", "name,attr,open", "mp0"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "mp0:L--w:0\n");
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "info"}, {"name", "mp0"}}));
+  r = run_cli(with_socket({"--columns", "info", "--nameprefixes", "--noheadings", "-o", "blkdevname"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "DM_BLKDEVNAME='ublkb0'\n");
+}
+
+TEST_F(ControlCliTest, ReportOptionsAreUsageErrorsOutsideInfoColumns) {
+  const std::size_t before = request_count();
+  auto r = run_cli(with_socket({"table", "--noheadings"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: table: --noheadings is supported only with info -c\n");
+  r = run_cli(with_socket({"info", "-o", "name", "mp0"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: info mp0: --options is supported only with info -c\n");
+  r = run_cli(with_socket({"info", "-c", "-o", "name,colour"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("ubdmsetup: info: -o: unknown field 'colour' (fields: name,"), std::string::npos) << r.err;
+  EXPECT_EQ(request_count(), before) << "nothing is sent";
+}
+
+TEST_F(ControlCliTest, TargetSelectsTheLinesOfOneType) {
+  auto r = run_cli(with_socket({"table", "--target", "error"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "mp1: 0 8 error\n");
+  r = run_cli(with_socket({"status", "mp0", "--target", "linear"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "") << "a device with no such target prints nothing";
+}
+
+TEST_F(ControlCliTest, RemoveRetriesWhileTheDeviceIsBusyOnlyWithRetry) {
+  auto r = run_cli(with_socket({"remove", "busy"}));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "ubdmsetup: remove busy: device is in use (open count 1): close it first, or use --force\n");
+  EXPECT_EQ(request_count(), 1U);
+  r = run_cli(with_socket({"remove", "--retry", "busy"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(request_count(), 3U) << "--retry's second try succeeds: the third request in all";
 }
 
 TEST_F(ControlCliTest, TablePrefixesNamesOnlyForAllDevices) {

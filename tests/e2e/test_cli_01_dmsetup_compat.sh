@@ -1,0 +1,105 @@
+#!/bin/sh
+# ubdmsetup as a drop-in for dmsetup: the same command lines, run once with
+# dmsetup against the kernel's dm and once with ubdmsetup against ubdmd, over
+# the same tables, must succeed alike and print the same (device numbers
+# and kernel-only fields aside). The README's "dmsetup compatibility" table
+# lists what this covers.
+. "$(dirname "$0")/lib.sh"
+set -eu
+require_ubdm
+require_cmd dmsetup
+start_ubdmd
+on_exit stop_ubdmd
+
+# both ARGS...: run `dmsetup ARGS` and `ubdmsetup ARGS`; their stdout in
+# $DM_OUT and $UB_OUT, stderr in $DM_ERR and $UB_ERR, statuses in $DM_RC
+# and $UB_RC.
+both() {
+  DM_RC=0 UB_RC=0
+  dmsetup "$@" >"$TEST_TMP/dm.out" 2>"$TEST_TMP/dm.err" || DM_RC=$?
+  ubdmsetup "$@" >"$TEST_TMP/ub.out" 2>"$TEST_TMP/ub.err" || UB_RC=$?
+  DM_OUT=$(cat "$TEST_TMP/dm.out") UB_OUT=$(cat "$TEST_TMP/ub.out")
+  DM_ERR=$(cat "$TEST_TMP/dm.err") UB_ERR=$(cat "$TEST_TMP/ub.err")
+  log "+ (ubdm)setup $*: dm exit $DM_RC, ubdm exit $UB_RC"
+}
+# same ARGS...: both succeed with the same output.
+same() {
+  both "$@"
+  [ "$DM_RC" -eq 0 ] || die "dmsetup $* failed (exit $DM_RC): $DM_ERR"
+  [ "$UB_RC" -eq 0 ] || die "ubdmsetup $* failed (exit $UB_RC): $UB_ERR"
+  [ "$UB_OUT" = "$DM_OUT" ] || die "ubdmsetup $* printed
+$UB_OUT
+where dmsetup printed
+$DM_OUT"
+}
+
+# A zero and an error target, the same table on both sides.
+table="0 64 zero
+64 64 error"
+# The kernel's maps must not outlive the test, whichever way it ends
+# (ubdmd's go with stop_ubdmd).
+dm_cleanup() { dmsetup remove --noudevsync "$1" 2>/dev/null || true; }
+printf '%s\n' "$table" | dmsetup create --noudevsync cmp
+on_exit dm_cleanup cmp
+printf '%s\n' "$table" | ubdmsetup create cmp
+
+# Options anywhere, those that mean nothing to ubdm accepted.
+same suspend --nolockfs --noflush cmp
+same info -c --noheadings -o name,attr,tables_loaded,suspended cmp
+same --noudevsync resume cmp
+same -y -v info -c --noheadings -o name,attr,suspended cmp
+same --noudevsync --udevcookie 0 --noopencount --verifyudev --noudevrules suspend cmp
+same resume --addnodeoncreate cmp
+
+# The column report: aligned with headings, with a separator, with name
+# prefixes, sorted; fields that do not name kernel numbers.
+same info -c -o name,attr,open,segments,tables_loaded,suspended,readonly cmp
+# The default columns, with the device numbers (columns 17 to 24) and the
+# event number masked: ubdm's counts table swaps too (README, "dmsetup
+# compatibility").
+both info -c cmp
+mask() { printf '%s\n' "$1" | sed -E '2s/^(.{16}).{8}(.{15}).{7}/\1 MAJ MIN\2 EVENT/'; }
+expect_eq "$UB_RC:$(mask "$UB_OUT")" "$DM_RC:$(mask "$DM_OUT")" "info -c, default columns"
+same info -c --separator , -o name,segments,attr cmp
+same info -c --noheadings --nameprefixes -o name,attr,open cmp
+same info -c --noheadings --separator ' ' -o segments,name -O -name cmp
+
+# --target picks lines of one type; a device with none prints nothing.
+same table --target error cmp
+same status --target zero cmp
+same table --target linear cmp
+same table cmp
+
+# A device that is not there: dmsetup's words and status.
+for verb in info status; do
+  both "$verb" nosuch
+  expect_eq "$UB_RC" "$DM_RC" "$verb nosuch: exit status"
+  expect_eq "$UB_ERR" "$DM_ERR" "$verb nosuch: stderr"
+  expect_eq "$UB_OUT" "$DM_OUT" "$verb nosuch: stdout"
+done
+
+# A message quoted as one word, as scripts write it, then as two words.
+# Both claim the paths, so the kernel's map and ours take turns.
+mp_table() { echo "0 $(dev_sectors "$1") multipath 0 0 1 1 round-robin 0 2 1 $1 1 $2 1"; }
+# shellcheck disable=SC2046
+set -- $(scsi_debug_paths)
+dev2=$(stat -L -c '%t:%T' "$2")
+dev2=$((0x${dev2%%:*})):$((0x${dev2##*:}))
+messages() { # TOOL: the states after each message, and the final status
+  "$1" create mpc --table "$(mp_table "$P1" "$P2")" >/dev/null || die "$1 create mpc failed"
+  "$1" message mpc 0 "fail_path $dev2" || die "$1 message mpc 0 'fail_path $dev2' failed"
+  mpath_states "$("$1" status mpc)"
+  "$1" message mpc 0 reinstate_path "$dev2" || die "$1 message mpc 0 reinstate_path $dev2 failed"
+  mpath_states "$("$1" status mpc)"
+  "$1" status mpc
+  "$1" --noudevsync remove --retry mpc || die "$1 remove --retry mpc failed"
+}
+on_exit dm_cleanup mpc
+P1=$1 P2=$2
+dm_said=$(messages dmsetup)
+ub_said=$(messages ubdmsetup)
+expect_eq "$(printf '%s\n' "$dm_said" | head -n 2 | tr '\n' ' ')" "A F A A " "the kernel's path states"
+expect_eq "$ub_said" "$dm_said" "path states and status after the same messages"
+
+same --noudevsync remove cmp
+log "every command line ran alike on dmsetup and ubdmsetup"

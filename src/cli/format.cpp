@@ -53,6 +53,9 @@ std::string format_info(const nlohmann::json& reply) {
     labelled(out, "Major, minor:",
              fmt::format("{}, {}", d.at("major").get<std::uint32_t>(), d.at("minor").get<std::uint32_t>()));
     labelled(out, "Number of targets:", std::to_string(d.at("target_count").get<std::uint64_t>()));
+    if (const std::string uuid = d.value("uuid", std::string()); !uuid.empty()) {
+      out += "UUID: " + uuid + '\n';  // one space, as dmsetup's
+    }
     const std::string blockdev = d.value("blockdev", std::string());
     labelled(out, "Block device:", blockdev.empty() ? "none" : blockdev);
     const std::string data_path = d.value("data_path", std::string());

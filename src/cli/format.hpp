@@ -11,7 +11,8 @@
 namespace ubdm::cli {
 
 // `info`: per device the dmsetup labels, padded so values start at column
-// 20, plus "Block device:", then a blank line. No devices: "No devices found".
+// 20 ("UUID: " is not padded, as dmsetup's, and only there if the device has
+// one), plus "Block device:" and "Data path:", then a blank line. No devices: "No devices found".
 std::string format_info(const nlohmann::json& reply);
 
 // `table` / `status`: the lines of each device. With with_names (no device

@@ -18,6 +18,7 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -75,6 +76,7 @@ struct Args {
   ReportOptions report;
   bool noheadings = false;
   std::string separator;
+  std::string uuid;  // -u: create's new UUID, else the device to act on
 };
 
 // The one line of a failure. Messages are flattened to one line whatever
@@ -208,6 +210,9 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     if (a.copy) {
       req["copy"] = true;
     }
+    if (verb == "create" && !a.uuid.empty()) {
+      req["uuid"] = a.uuid;
+    }
     req["table"] = read_table(a);
   } else if (verb == "suspend") {
     req["noflush"] = a.noflush;
@@ -226,7 +231,7 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     req["sector"] = *sector;
     req["args"] = a.words;
   } else if (verb == "wait") {
-    if (given("event_nr")) {
+    if (!a.event_nr.empty()) {  // given, or moved from NAME by -u
       const auto nr = parse_unsigned(a.event_nr);
       if (!nr) {
         throw UsageError(fmt::format("EVENT_NR must be an unsigned number, not '{}'", a.event_nr));
@@ -332,6 +337,65 @@ std::optional<ReportLayout> report_layout(const std::string& verb, Args& a,
   }
 }
 
+// Checks NAME against -u once parsing is done. With -u (except for create,
+// which takes both) the device's name is not on the line, so the words
+// CLI11 put in NAME and after it belong one place further left, as dmsetup
+// reads them: `message -u UUID 0 fail_path 8:0`.
+int name_or_uuid(const std::string& verb, Args& a, bool uuid_given, bool needs_name) {
+  const auto usage = [&](const std::string& what) {
+    return report(verb, a.name, fmt::format("{} (see ubdmsetup {} --help)", what, verb), kExitUsage);
+  };
+  if (uuid_given && a.uuid.empty()) {
+    return usage("-u needs a UUID");
+  }
+  if (verb == "create" || !uuid_given) {
+    if (needs_name && a.name.empty()) {
+      return usage("NAME is required");
+    }
+    if (verb == "message" && a.words.empty()) {
+      return usage("MESSAGE is required");
+    }
+    return kExitOk;
+  }
+  if (verb == "load" || verb == "reload") {
+    if (!a.file.empty() && !a.name.empty()) {
+      return usage("give -u UUID or NAME, not both");
+    }
+    a.file = a.file.empty() ? a.name : a.file;
+  } else if (verb == "message") {
+    if (!a.name.empty()) {
+      a.words.insert(a.words.begin(), a.sector);
+      a.sector = a.name;
+    }
+    if (a.words.empty()) {
+      return usage("MESSAGE is required");
+    }
+  } else if (verb == "wait") {
+    if (!a.event_nr.empty() && !a.name.empty()) {
+      return usage("give -u UUID or NAME, not both");
+    }
+    a.event_nr = a.event_nr.empty() ? a.name : a.event_nr;
+  } else if (!a.name.empty()) {
+    return usage("give -u UUID or NAME, not both");
+  }
+  if (verb == "ls" || verb == "targets" || verb == "version" || verb == "remove_all") {
+    return usage(fmt::format("-u names a device, and {} takes none", verb));
+  }
+  a.name.clear();
+  return kExitOk;
+}
+
+// The name of the device whose UUID is `uuid` (ENXIO if none has it).
+std::string name_of_uuid(control::ControlClient& client, const std::string& uuid) {
+  const nlohmann::json reply = client.call({{"op", "info"}});
+  for (const auto& d : reply.at("devices")) {
+    if (d.value("uuid", std::string()) == uuid) {
+      return d.at("name").get<std::string>();
+    }
+  }
+  throw Error(ENXIO, fmt::format("no device has UUID {}", uuid));
+}
+
 // As libdevmapper's retried remove: while the device is in use (EBUSY), try
 // again every 200 ms, 25 times in all.
 nlohmann::json call_with_retry(control::ControlClient& client, const nlohmann::json& req, bool retry) {
@@ -391,6 +455,9 @@ int run(int argc, char** argv) {
   add_dmsetup_compat_options(app);
 
   std::map<std::string, CLI::Option*> opts;
+  opts["uuid"] = app.add_option("-u,--uuid", a.uuid,
+                                "create: the new device's UUID; other verbs: the device, by UUID, instead of NAME")
+                     ->type_name("UUID");
   // dmsetup's column report, of `info` (global options, as dmsetup's).
   app.add_flag("-c,-C,--columns", a.columns, "info: print dmsetup's column report")->group("info -c");
   opts["fields"] = app.add_option("-o,--options", a.report.fields,
@@ -418,10 +485,12 @@ int run(int argc, char** argv) {
     }
     return app.add_subcommand(name, std::string(spec->summary));
   };
+  // NAME is checked after parsing, not by CLI11: `-u UUID` may stand for it.
+  std::set<std::string> needs_name;
   const auto name_arg = [&](CLI::App* sub, bool required) {
-    auto* opt = sub->add_option("NAME", a.name, "device name")->type_name("");
+    sub->add_option("NAME", a.name, "device name (or -u UUID instead)")->type_name("");
     if (required) {
-      opt->required();
+      needs_name.insert(sub->get_name());
     }
   };
   const auto table_args = [&](CLI::App* sub) {
@@ -495,7 +564,7 @@ int run(int argc, char** argv) {
   message->add_option("SECTOR", a.sector, "a sector within the target (usually 0)")
       ->type_name("")
       ->required();
-  message->add_option("MESSAGE", a.words, "the message words")->type_name("")->required();
+  message->add_option("MESSAGE", a.words, "the message words")->type_name("");
 
   auto* wait = add_verb("wait");
   name_arg(wait, true);
@@ -545,6 +614,13 @@ int run(int argc, char** argv) {
   const std::string verb = app.get_subcommands().front()->get_name();
   control::ControlClient client(a.socket);
   try {
+    if (const int rc = name_or_uuid(verb, a, opts.at("uuid")->count() > 0, needs_name.count(verb) > 0);
+        rc != kExitOk) {
+      return rc;
+    }
+    if (verb != "create" && !a.uuid.empty()) {
+      a.name = name_of_uuid(client, a.uuid);
+    }
     if (verb == "version") {
       // The client's version is useful precisely when the daemon is not
       // there, so it comes first and whatever happens next.

@@ -135,6 +135,20 @@ void validate_name(const std::string& name) {
   }
 }
 
+// dm's rule for a UUID: at most 128 characters (DM_UUID_LEN less its NUL);
+// ours also keeps them printable and free of spaces, so that they print and
+// parse back in a report line. "" is no UUID.
+void validate_uuid(const std::string& uuid) {
+  if (uuid.size() > 128) {
+    fail_invalid("UUID is longer than 128 characters");
+  }
+  for (char c : uuid) {
+    if (c <= ' ' || c == 0x7f) {
+      fail_invalid("UUID '{}' contains a space or control character: use printable characters", uuid);
+    }
+  }
+}
+
 DeviceManager::DeviceManager(DaemonConfig config, DeviceOpener& opener, ublk::Control* control)
     : config_(std::move(config)), opener_(opener), control_(control), state_(config_.state_dir) {
   if (config_.default_queues == 0) {
@@ -373,7 +387,8 @@ json DeviceManager::do_ls(const Call&) {
 json DeviceManager::do_create(const Call& c) {
   const CreateOptions opts{optional_arg<unsigned>(c.req, "queues"), optional_arg<unsigned>(c.req, "depth"),
                            optional_arg<unsigned>(c.req, "poll_usec"),
-                           optional_arg<bool>(c.req, "copy").value_or(false)};
+                           optional_arg<bool>(c.req, "copy").value_or(false),
+                           optional_arg<std::string>(c.req, "uuid").value_or("")};
   return {{"device", create(c.req.at("name").get<std::string>(), c.req.at("table").get<std::string>(), opts)}};
 }
 
@@ -568,6 +583,7 @@ json DeviceManager::do_wait(const Call& c, Managed& d) {
 
 json DeviceManager::create(const std::string& name, const std::string& table, const CreateOptions& opts) {
   validate_name(name);
+  validate_uuid(opts.uuid);
   DeviceConfig cfg;
   cfg.nr_queues = opts.queues.value_or(config_.default_queues);
   cfg.queue_depth = opts.depth.value_or(config_.default_depth);
@@ -583,7 +599,7 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
   }
   // Reserve the name; the device is built without the registry lock, since
   // START_DEV may wait on the disks for as long as they take to answer.
-  auto d = std::make_shared<Managed>(name);
+  auto d = std::make_shared<Managed>(name, opts.uuid);
   {
     std::lock_guard lock(mutex_);
     if (const auto it = devices_.find(name); it != devices_.end()) {
@@ -591,6 +607,13 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
         fail(EEXIST, "device is still being removed");
       }
       fail(EEXIST, "device already exists");
+    }
+    if (!opts.uuid.empty()) {
+      for (const auto& [other, od] : devices_) {
+        if (od->uuid == opts.uuid) {
+          fail(EEXIST, "device {} has UUID {} already", other, opts.uuid);
+        }
+      }
     }
     devices_.emplace(name, d);
   }
@@ -782,6 +805,7 @@ json DeviceManager::info_of(Managed& d) const {
   const DeviceInfo i = d.mapped->info();
   const dev_t devt = d.kernel ? d.kernel->block_devt() : 0;
   return {{"name", i.name},
+          {"uuid", d.uuid},
           {"state", state_name(i.state)},
           {"live_table", i.live_table},
           {"inactive_table", i.inactive_table},
@@ -943,6 +967,7 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
 recovery::DeviceRecord DeviceManager::record_of(Managed& d) const {
   recovery::DeviceRecord r;
   r.name = d.name;
+  r.uuid = d.uuid;
   switch (d.phase.load()) {
     case Phase::kCreating: r.phase = recovery::DeviceRecord::Phase::kCreating; break;
     case Phase::kLive: r.phase = recovery::DeviceRecord::Phase::kLive; break;
@@ -1164,7 +1189,7 @@ unsigned DeviceManager::adopt_devices(const std::vector<ublk::DevInfo>& kernel, 
 }
 
 bool DeviceManager::adopt_one(const recovery::DeviceRecord& r, const std::optional<ublk::DevInfo>& info) {
-  auto d = std::make_shared<Managed>(r.name);
+  auto d = std::make_shared<Managed>(r.name, r.uuid);
   {
     std::lock_guard lock(mutex_);
     if (!devices_.emplace(r.name, d).second) {

@@ -154,8 +154,9 @@ class DeviceManager {
   };
 
   struct Managed {
-    explicit Managed(std::string n) : name(std::move(n)) {}
+    Managed(std::string n, std::string u) : name(std::move(n)), uuid(std::move(u)) {}
     const std::string name;
+    const std::string uuid;  // dm's device UUID ("" for none), unique among devices
     ChangeLock op_mutex;
     std::shared_mutex life_mutex;
     std::mutex message_mutex;
@@ -200,6 +201,7 @@ class DeviceManager {
     std::optional<unsigned> depth;
     std::optional<unsigned> poll_usec;
     bool copy = false;  // no zero copy, whatever the kernel offers
+    std::string uuid;   // "" for none
   };
 
   // Handlers, one per verb of control::verbs().
@@ -290,5 +292,7 @@ void crash_point(const char* point);
 
 // Check a device name: 1..127 printable characters, no '/', not "." or "..".
 void validate_name(const std::string& name);
+// Throws Error(EINVAL) unless `uuid` may be a device's UUID ("" is none).
+void validate_uuid(const std::string& uuid);
 
 }  // namespace ubdm::daemon

@@ -81,6 +81,7 @@ json to_json(const DeviceRecord& r) {
   }
   return {{"format", kStateFormat},
           {"name", r.name},
+          {"uuid", r.uuid},
           {"phase", phase_name(r.phase)},
           {"ublk_id", r.ublk_id},
           {"queues", r.queues},
@@ -105,6 +106,9 @@ DeviceRecord record_from_json(const json& j) {
   }
   DeviceRecord r;
   r.name = field<std::string>(j, "name");
+  if (j.contains("uuid")) {
+    r.uuid = field<std::string>(j, "uuid");
+  }
   r.phase = phase_from(field<std::string>(j, "phase"));
   r.ublk_id = field<std::int64_t>(j, "ublk_id");
   r.queues = field<unsigned>(j, "queues");

@@ -30,6 +30,7 @@ struct DeviceRecord {
   enum class Phase : std::uint8_t { kCreating, kLive, kRemoving };
 
   std::string name;
+  std::string uuid;  // "" for none; records from before UUIDs have none
   Phase phase = Phase::kCreating;
   std::int64_t ublk_id = -1;  // -1 until ADD_DEV gave the device its id
   // Options of `create` (the kernel keeps queues and depth too; these are

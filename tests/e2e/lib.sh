@@ -408,7 +408,7 @@ dev_ident() {
   echo "node $blk"
   [ -b "$blk" ] && echo "devt $(basename "$(sys_block "$blk")")"
   ubdmsetup --json info "$1" |
-    grep -E '"(name|state|live_table|inactive_table|major|minor|size_sectors|blockdev|ublk_id|queues|depth|poll_usec|target_count)":' |
+    grep -E '"(name|uuid|state|live_table|inactive_table|major|minor|size_sectors|blockdev|ublk_id|queues|depth|poll_usec|target_count)":' |
     sed 's/^ *//; s/,$//' | LC_ALL=C sort
   echo "table:"
   ubdmsetup table "$1"

@@ -39,9 +39,17 @@ table="0 64 zero
 # The kernel's maps must not outlive the test, whichever way it ends
 # (ubdmd's go with stop_ubdmd).
 dm_cleanup() { dmsetup remove --noudevsync "$1" 2>/dev/null || true; }
-printf '%s\n' "$table" | dmsetup create --noudevsync cmp
+uuid=CMP-0123456789abcdef
+printf '%s\n' "$table" | dmsetup create --noudevsync cmp --uuid "$uuid"
 on_exit dm_cleanup cmp
-printf '%s\n' "$table" | ubdmsetup create cmp
+printf '%s\n' "$table" | ubdmsetup create cmp --uuid "$uuid"
+
+# The UUID: shown by info, and naming the device instead of its name.
+same info -c --noheadings -o name,uuid cmp
+expect_eq "$(ubdmsetup info cmp | grep '^UUID')" "$(dmsetup info cmp | grep '^UUID')" "info's UUID line"
+same -u "$uuid" info -c --noheadings -o name,segments
+same table -u "$uuid"
+same info -c --noheadings -o name --uuid "$uuid"
 
 # Options anywhere, those that mean nothing to ubdm accepted.
 same suspend --nolockfs --noflush cmp
@@ -69,6 +77,10 @@ same table --target error cmp
 same status --target zero cmp
 same table --target linear cmp
 same table cmp
+
+# The UUID outlives a restart of ubdmd.
+restart_ubdmd
+same info -c --noheadings -o name,uuid cmp
 
 # A device that is not there: dmsetup's words and status.
 for verb in info status; do

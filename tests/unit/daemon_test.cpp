@@ -66,6 +66,25 @@ TEST_F(DaemonTest, CreateReportsTheDeviceInDmsetupTerms) {
   EXPECT_EQ(lines, json({"0 4096 linear disk0 0", "4096 100 zero "}));
 }
 
+// As dm's: a UUID is given at create, shown by info, unique, and checked
+// before anything is made.
+TEST_F(DaemonTest, DevicesHaveTheUuidGivenAtCreate) {
+  const json d = call({{"op", "create"}, {"name", "a"}, {"uuid", "LVM-abc"}, {"table", "0 8 zero"}})["device"];
+  EXPECT_EQ(d["uuid"], "LVM-abc");
+  EXPECT_EQ(info("a")["uuid"], "LVM-abc");
+  call({{"op", "create"}, {"name", "b"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(info("b")["uuid"], "") << "no UUID given, none";
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "c"}, {"uuid", "LVM-abc"}, {"table", "0 8 zero"}}),
+            std::make_pair(EEXIST, std::string("device a has UUID LVM-abc already")));
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "c"}, {"uuid", "has space"}, {"table", "0 8 zero"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "c"}, {"uuid", std::string(129, 'u')}, {"table", "0 8 zero"}}),
+            std::make_pair(EINVAL, std::string("UUID is longer than 128 characters")));
+  EXPECT_EQ(manager().device_count(), 2U) << "a refused create leaves nothing";
+  call({{"op", "remove"}, {"name", "a"}});
+  call({{"op", "create"}, {"name", "c"}, {"uuid", "LVM-abc"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(info("c")["uuid"], "LVM-abc") << "a removed device's UUID is free again";
+}
+
 TEST_F(DaemonTest, FailedCreateLeavesNoDevice) {
   auto [err, msg] = failure({{"op", "create"}, {"name", "a"}, {"table", "0 100 linear disk0 0\n100 1 linear nope 0"}});
   EXPECT_EQ(err, ENOENT);

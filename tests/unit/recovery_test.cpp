@@ -49,6 +49,7 @@ std::string read_file(const std::string& path) {
 DeviceRecord sample() {
   DeviceRecord r;
   r.name = "mp0";
+  r.uuid = "mpath-3600a0b80";
   r.phase = DeviceRecord::Phase::kLive;
   r.ublk_id = 3;
   r.queues = 2;
@@ -80,6 +81,14 @@ TEST(RecoveryState, RecordRoundTripsThroughJson) {
   plain.messages.clear();
   EXPECT_EQ(record_from_json(to_json(plain)), plain);
   EXPECT_EQ(to_json(r)["format"], kStateFormat);
+}
+
+TEST(RecoveryState, RecordsFromBeforeUuidsReadAsHavingNone) {
+  json j = to_json(sample());
+  j.erase("uuid");
+  DeviceRecord want = sample();
+  want.uuid.clear();
+  EXPECT_EQ(record_from_json(j), want);
 }
 
 TEST(RecoveryState, BadRecordsAreRefusedByName) {
@@ -356,7 +365,7 @@ TEST_F(DaemonRecoveryTest, ANewDaemonRestoresTablesStateAndMessages) {
     daemon::DeviceManager m(cfg, storage, nullptr);
     call(m, {{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk0 0\n4096 100 zero"}, {"poll_usec", 7}});
     call(m, {{"op", "load"}, {"name", "a"}, {"table", "0 4196 zero"}});
-    call(m, {{"op", "create"}, {"name", "mp"}, {"table", kMpTable}, {"queues", 1}});
+    call(m, {{"op", "create"}, {"name", "mp"}, {"table", kMpTable}, {"queues", 1}, {"uuid", "mpath-36001"}});
     call(m, {{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"disable_group", "2"}}});
     call(m, {{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"fail_path", "disk0"}}});
     call(m, {{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"fail_if_no_path"}}});
@@ -382,6 +391,8 @@ TEST_F(DaemonRecoveryTest, ANewDaemonRestoresTablesStateAndMessages) {
   const json mp = call(m, {{"op", "info"}, {"name", "mp"}})["devices"][0];
   EXPECT_EQ(mp["state"], "SUSPENDED");
   EXPECT_EQ(mp["queues"], 1);
+  EXPECT_EQ(mp["uuid"], "mpath-36001");
+  EXPECT_EQ(a["uuid"], "");
   // Group 2 disabled, disk0 failed, queueing off: the status line says all.
   EXPECT_EQ(call(m, {{"op", "status"}, {"name", "mp"}})["devices"][0], before_mp);
   const std::string status = before_mp["lines"][0].get<std::string>();

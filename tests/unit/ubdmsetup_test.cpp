@@ -121,6 +121,7 @@ CliResult run_cli(const std::vector<std::string>& args, const RunOptions& ro = {
 
 json device(const std::string& name) {
   return json{{"name", name},
+              {"uuid", "mpath-3600"},
               {"state", "ACTIVE"},
               {"live_table", true},
               {"inactive_table", false},
@@ -234,6 +235,7 @@ TEST_F(ControlCliTest, InfoPrintsDmsetupFormat) {
             "Event number:      7\n"
             "Major, minor:      259, 0\n"
             "Number of targets: 1\n"
+            "UUID: mpath-3600\n"
             "Block device:      /dev/ublkb0\n"
             "\n");
   EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "info"}, {"name", "mp0"}}));
@@ -297,6 +299,41 @@ TEST_F(ControlCliTest, ReportOptionsAreUsageErrorsOutsideInfoColumns) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("ubdmsetup: info: -o: unknown field 'colour' (fields: name,"), std::string::npos) << r.err;
   EXPECT_EQ(request_count(), before) << "nothing is sent";
+}
+
+TEST_F(ControlCliTest, UuidIsGivenAtCreateAndNamesTheDeviceElsewhere) {
+  auto r = run_cli(with_socket({"create", "mp0", "-u", "mpath-3600", "--table", "0 8 zero"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(),
+            (json{{"v", 1}, {"op", "create"}, {"name", "mp0"}, {"table", "0 8 zero\n"}, {"uuid", "mpath-3600"}}));
+  // Elsewhere -u stands for NAME: the device is looked up, then named.
+  r = run_cli(with_socket({"-u", "mpath-3600", "suspend", "--noflush"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "suspend"}, {"name", "mp0"}, {"noflush", true}}));
+  r = run_cli(with_socket({"message", "-u", "mpath-3600", "0", "fail_path", "8:16"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(),
+            (json{{"v", 1}, {"op", "message"}, {"name", "mp0"}, {"sector", 0}, {"args", {"fail_path", "8:16"}}}));
+  r = run_cli(with_socket({"wait", "--uuid", "mpath-3600", "9"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "wait"}, {"name", "mp0"}, {"event_nr", 9}}));
+  r = run_cli(with_socket({"info", "-u", "other"}));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "Device does not exist.\nCommand failed.\n");
+  r = run_cli(with_socket({"remove", "-u", "other"}));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "ubdmsetup: remove: no device has UUID other\n");
+  const std::size_t before = request_count();
+  r = run_cli(with_socket({"remove", "-u", "mpath-3600", "mp0"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: remove mp0: give -u UUID or NAME, not both (see ubdmsetup remove --help)\n");
+  r = run_cli(with_socket({"ls", "-u", "mpath-3600"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: ls: -u names a device, and ls takes none (see ubdmsetup ls --help)\n");
+  r = run_cli(with_socket({"message", "mp0", "0"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: message mp0: MESSAGE is required (see ubdmsetup message --help)\n");
+  EXPECT_EQ(request_count(), before) << "usage errors send nothing";
 }
 
 TEST_F(ControlCliTest, TargetSelectsTheLinesOfOneType) {

@@ -111,6 +111,59 @@ std::string format_lines(const nlohmann::json& reply, bool with_names, std::stri
   return out;
 }
 
+bool has_target_type(const nlohmann::json& table_device, std::string_view target) {
+  const auto& lines = table_device.at("lines");
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const auto& l) { return line_type(l.template get_ref<const std::string&>()) == target; });
+}
+
+std::string format_ls_with_target(const nlohmann::json& ls_reply, const nlohmann::json& table_reply,
+                                  std::string_view target) {
+  std::string out;
+  for (const auto& d : ls_reply.at("devices")) {
+    const std::string& name = d.at("name").get_ref<const std::string&>();
+    for (const auto& t : table_reply.at("devices")) {
+      if (t.at("name") == name && has_target_type(t, target)) {
+        out += fmt::format("{}\t({}, {})\n", name, d.at("major").get<std::uint32_t>(), d.at("minor").get<std::uint32_t>());
+      }
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string concise_field(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == ',' || c == ';' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string format_concise(const nlohmann::json& info_reply, const nlohmann::json& table_reply) {
+  std::string out;
+  for (const auto& d : info_reply.at("devices")) {
+    const std::string& name = d.at("name").get_ref<const std::string&>();
+    out += out.empty() ? "" : ";";
+    out += fmt::format("{},{},{},{}", concise_field(name), concise_field(d.value("uuid", std::string())),
+                       d.at("minor").get<std::uint32_t>(), d.value("read_only", false) ? "ro" : "rw");
+    for (const auto& t : table_reply.at("devices")) {
+      if (t.at("name") == name) {
+        for (const auto& line : t.at("lines")) {
+          out += "," + concise_field(line.get_ref<const std::string&>());
+        }
+      }
+    }
+  }
+  return out.empty() ? std::string(kNoDevices) : out + '\n';
+}
+
 std::string format_ls(const nlohmann::json& reply) {
   const auto& devices = reply.at("devices");
   if (devices.empty()) {

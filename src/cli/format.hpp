@@ -26,6 +26,19 @@ std::string format_lines(const nlohmann::json& reply, bool with_names, std::stri
 // `ls`: "<name>\t(<major>:<minor>)" per device, or "No devices found".
 std::string format_ls(const nlohmann::json& reply);
 
+// Whether a device of a `table` reply has a line of target type `target`.
+bool has_target_type(const nlohmann::json& table_device, std::string_view target);
+
+// `ls --target TYPE`: "<name>\t(<major>, <minor>)" (a comma, as dmsetup's)
+// for each device of `ls_reply` with a line of that type in `table_reply`.
+std::string format_ls_with_target(const nlohmann::json& ls_reply, const nlohmann::json& table_reply,
+                                  std::string_view target);
+
+// `table --concise`: every device on one line, dmsetup's grammar:
+// name,uuid,minor,ro|rw,<line>[,<line>...] with devices separated by ';',
+// and ',', ';' and '\' inside a field escaped with '\'.
+std::string format_concise(const nlohmann::json& info_reply, const nlohmann::json& table_reply);
+
 // `targets`: "%-16s v%d.%d.%d" per target type.
 std::string format_targets(const nlohmann::json& reply);
 

@@ -4,6 +4,8 @@
 //
 // Every failure prints exactly one line, "ubdmsetup: VERB NAME: reason", on
 // stderr. Exit codes: 0 success, 1 the operation failed, 2 usage error.
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -77,6 +79,8 @@ struct Args {
   bool noheadings = false;
   std::string separator;
   std::string uuid;  // -u: create's new UUID, else the device to act on
+  bool concise = false;  // table --concise
+  std::string exec;      // ls --exec CMD
 };
 
 // The one line of a failure. Messages are flattened to one line whatever
@@ -396,6 +400,66 @@ std::string name_of_uuid(control::ControlClient& client, const std::string& uuid
   throw Error(ENXIO, fmt::format("no device has UUID {}", uuid));
 }
 
+// Runs argv[0] (found in PATH) with its arguments, no shell; its exit
+// status, or 127 if it could not be started.
+int run_command(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const std::string& w : argv) {
+    args.push_back(const_cast<char*>(w.c_str()));
+  }
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  if (const int err = ::posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ); err != 0) {
+    std::fprintf(stderr, "ubdmsetup: ls: cannot run %s: %s\n", args[0], std::strerror(err));
+    return 127;
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// `ls --target TYPE` and `ls --exec CMD`: the devices (with a target of that
+// type), listed as dmsetup does, or CMD run for each with the device's path
+// appended, /dev/ubdm/NAME (else its /dev/ublkbN). Fails if a CMD does.
+int list_devices(control::ControlClient& client, const Args& a) {
+  nlohmann::json ls = client.call({{"op", "ls"}});
+  if (!a.target.empty()) {
+    const nlohmann::json tables = client.call({{"op", "table"}});
+    nlohmann::json kept = nlohmann::json::array();
+    for (const auto& d : ls.at("devices")) {
+      for (const auto& t : tables.at("devices")) {
+        if (t.at("name") == d.at("name") && has_target_type(t, a.target)) {
+          kept.push_back(d);
+        }
+      }
+    }
+    if (a.exec.empty()) {
+      emit(format_ls_with_target(ls, tables, a.target));
+      return kExitOk;
+    }
+    ls["devices"] = kept;
+  }
+  std::vector<std::string> words;
+  std::istringstream in(a.exec);
+  for (std::string w; in >> w;) {
+    words.push_back(w);
+  }
+  if (words.empty()) {
+    throw UsageError("--exec needs a command");
+  }
+  int rc = kExitOk;
+  for (const auto& d : ls.at("devices")) {
+    const std::string link = std::string("/dev/ubdm/") + d.at("name").get<std::string>();
+    std::vector<std::string> argv = words;
+    argv.push_back(::access(link.c_str(), F_OK) == 0 ? link : d.at("blockdev").get<std::string>());
+    if (run_command(argv) != 0) {
+      rc = kExitFailed;
+    }
+  }
+  return rc;
+}
+
 // As libdevmapper's retried remove: while the device is in use (EBUSY), try
 // again every 200 ms, 25 times in all.
 nlohmann::json call_with_retry(control::ControlClient& client, const nlohmann::json& req, bool retry) {
@@ -549,13 +613,21 @@ int run(int argc, char** argv) {
   name_arg(table, false);
   table->add_flag("--inactive", a.inactive, "show the inactive table");
   table->add_option("--target", a.target, "show only the targets of this type")->type_name("TYPE");
+  table->add_flag("--concise", a.concise, "every device on one line: name,uuid,minor,rw,<lines...>;...");
+  const std::string showkeys_help = "accepted for dmsetup scripts: no ubdm target hides a key";
+  table->add_flag("--showkeys", showkeys_help);
 
   auto* status = add_verb("status");
   name_arg(status, false);
   status->add_flag("--inactive", a.inactive, "show the inactive table's status");
   status->add_option("--target", a.target, "show only the targets of this type")->type_name("TYPE");
 
-  add_verb("ls");
+  auto* ls = add_verb("ls");
+  ls->add_option("--target", a.target, "only devices with a target of this type: name\t(major, minor)")
+      ->type_name("TYPE");
+  ls->add_option("--exec", a.exec, "run CMD DEVICE for each device (CMD split at spaces, no shell)")
+      ->type_name("CMD");
+  name_arg(add_verb("mknodes"), false);
   add_verb("targets");
   name_arg(add_verb("deps"), true);
 
@@ -573,6 +645,14 @@ int run(int argc, char** argv) {
 
   add_verb("version");
   name_arg(add_verb("paths"), false);
+
+  // udev's handshake with libdevmapper: there are no cookies here.
+  std::set<std::string> udev_verbs{"udevcomplete", "udevcomplete_all", "udevcookies"};
+  const std::string cookie_help = "accepted for dmsetup scripts: ubdm uses no udev cookies";
+  std::string ignored_word;
+  app.add_subcommand("udevcomplete", cookie_help)->add_option("COOKIE", ignored_word)->required()->type_name("");
+  app.add_subcommand("udevcomplete_all", cookie_help)->add_option("AGE", ignored_word)->type_name("");
+  app.add_subcommand("udevcookies", cookie_help);
 
   for (const control::VerbSpec& v : control::verbs()) {
     const std::string name(v.name);
@@ -612,6 +692,9 @@ int run(int argc, char** argv) {
   }
 
   const std::string verb = app.get_subcommands().front()->get_name();
+  if (udev_verbs.count(verb) > 0) {
+    return kExitOk;
+  }
   control::ControlClient client(a.socket);
   try {
     if (const int rc = name_or_uuid(verb, a, opts.at("uuid")->count() > 0, needs_name.count(verb) > 0);
@@ -640,6 +723,20 @@ int run(int argc, char** argv) {
       return kExitOk;
     }
 
+    if (verb == "ls" && (!a.target.empty() || !a.exec.empty())) {
+      return list_devices(client, a);
+    }
+    if (verb == "table" && a.concise) {
+      nlohmann::json info_req{{"op", "info"}};
+      nlohmann::json table_req{{"op", "table"}};
+      if (!a.name.empty()) {
+        info_req["name"] = a.name;
+        table_req["name"] = a.name;
+      }
+      const nlohmann::json info = client.call(info_req);
+      emit(format_concise(info, client.call(table_req)));
+      return kExitOk;
+    }
     const std::optional<ReportLayout> report = report_layout(verb, a, opts);
     const nlohmann::json reply = call_with_retry(client, build_request(verb, a, opts), verb == "remove" && a.retry);
     std::string text;

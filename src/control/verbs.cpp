@@ -78,6 +78,8 @@ constexpr std::array kVerbs{
              kMessageArgs, "reply: string (may be empty)"},
     VerbSpec{"wait", "wait until the device's event number differs from event_nr", Scope::kDevice,
              Locking::kRead, kWaitArgs, "device: DeviceInfo"},
+    VerbSpec{"mknodes", "make /dev/ubdm/NAME again for a device, or for every device", Scope::kDeviceOrAll,
+             Locking::kRead, {}, "devices: [{name, link}] (link: the path made, or \"\" where there is none to make)"},
     VerbSpec{"paths", "multipath paths: state, failures, checker, I/O counts", Scope::kDeviceOrAll,
              Locking::kRead, {}, "devices: [MultipathPaths] (a named device without multipath is EINVAL)"},
 };

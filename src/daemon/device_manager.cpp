@@ -200,6 +200,7 @@ const DeviceManager::Handlers& DeviceManager::handlers_for(std::string_view verb
       {"deps", {nullptr, &DeviceManager::do_deps}},
       {"paths", {nullptr, &DeviceManager::do_paths}},
       {"wait", {nullptr, &DeviceManager::do_wait}},
+      {"mknodes", {nullptr, &DeviceManager::do_mknodes}},
   };
   static const Handlers kNone;
   const auto it = kHandlers.find(verb);
@@ -541,6 +542,14 @@ json DeviceManager::do_table(const Call& c, Managed& d) {
 
 json DeviceManager::do_status(const Call& c, Managed& d) {
   return lines_of(d, StatusType::kInfo, optional_arg<bool>(c.req, "inactive").value_or(false));
+}
+
+// dmsetup mknodes remakes /dev/mapper nodes someone removed; ours are the
+// /dev/ubdm links, which ubdmd keeps itself (and udev, where it runs).
+json DeviceManager::do_mknodes(const Call&, Managed& d) {
+  make_link(d.name, d);
+  const bool made = !config_.link_dir.empty() && d.kernel;
+  return {{"name", d.name}, {"link", made ? (std::filesystem::path(config_.link_dir) / d.name).string() : ""}};
 }
 
 json DeviceManager::do_deps(const Call&, Managed& d) {

@@ -77,6 +77,27 @@ same table --target error cmp
 same status --target zero cmp
 same table --target linear cmp
 same table cmp
+same table --showkeys cmp
+
+# ls by target type, and ls --exec with each device's path; the device
+# numbers masked.
+numbers() { printf '%s\n' "$1" | sed -E 's/[0-9]+, [0-9]+/MAJ, MIN/'; }
+both ls --target error
+expect_eq "$UB_RC:$(numbers "$UB_OUT")" "$DM_RC:$(numbers "$DM_OUT")" "ls --target error"
+expect_contains "$UB_OUT" "cmp	(" "ls --target error lists cmp"
+same ls --target multipath
+same ls --exec "test -b"
+# One line for all devices; the minor (third field) masked.
+both table --concise cmp
+minor() { printf '%s\n' "$1" | sed -E 's/^([^,]*,[^,]*,)[0-9]+,/\1MINOR,/'; }
+expect_eq "$UB_RC:$(minor "$UB_OUT")" "$DM_RC:$(minor "$DM_OUT")" "table --concise"
+
+# mknodes makes the node again.
+rm -f /dev/ubdm/cmp
+same mknodes cmp
+[ -b /dev/ubdm/cmp ] || die "mknodes did not make /dev/ubdm/cmp again"
+expect_ok ubdmsetup udevcomplete 0x0d4d0001
+expect_ok ubdmsetup udevcookies
 
 # The UUID outlives a restart of ubdmd.
 restart_ubdmd

@@ -17,6 +17,29 @@ json device(const std::string& name, const std::string& state, bool live, bool i
               {"queues", 1},       {"depth", 128}};
 }
 
+TEST(FormatTest, ConciseTableIsOneLineWithFieldsEscaped) {
+  json a = device("a,b", "ACTIVE", true, false, 259, 4, "/dev/ublkb0");
+  a["uuid"] = "U;1";
+  const json info{{"devices", {a, device("c", "ACTIVE", true, false, 259, 5, "/dev/ublkb1")}}};
+  const json tables{{"devices",
+                     {{{"name", "a,b"}, {"lines", {"0 8 zero ", "8 8 linear 8:16 0"}}},
+                      {{"name", "c"}, {"lines", {"0 8 flakey 8:0 0 1 1 1 drop_writes\\x"}}}}}};
+  EXPECT_EQ(format_concise(info, tables),
+            "a\\,b,U\\;1,4,rw,0 8 zero ,8 8 linear 8:16 0;c,,5,rw,0 8 flakey 8:0 0 1 1 1 drop_writes\\\\x\n");
+  EXPECT_EQ(format_concise(json{{"devices", json::array()}}, tables), "No devices found\n");
+}
+
+TEST(FormatTest, LsWithTargetListsDevicesHavingOneOfThatType) {
+  const json ls{{"devices",
+                 {{{"name", "a"}, {"major", 259}, {"minor", 0}}, {{"name", "b"}, {"major", 259}, {"minor", 1}}}}};
+  const json tables{{"devices",
+                     {{{"name", "a"}, {"lines", {"0 8 zero ", "8 8 error "}}},
+                      {{"name", "b"}, {"lines", {"0 8 linear 8:16 0"}}}}}};
+  EXPECT_EQ(format_ls_with_target(ls, tables, "error"), "a\t(259, 0)\n");
+  EXPECT_EQ(format_ls_with_target(ls, tables, "linear"), "b\t(259, 1)\n");
+  EXPECT_EQ(format_ls_with_target(ls, tables, "multipath"), "");
+}
+
 TEST(FormatTest, InfoOfOneDevice) {
   const json reply{{"devices", {device("mp0", "ACTIVE", true, false, 259, 4, "/dev/ublkb0")}}};
   EXPECT_EQ(format_info(reply),

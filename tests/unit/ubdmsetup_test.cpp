@@ -336,6 +336,50 @@ TEST_F(ControlCliTest, UuidIsGivenAtCreateAndNamesTheDeviceElsewhere) {
   EXPECT_EQ(request_count(), before) << "usage errors send nothing";
 }
 
+TEST_F(ControlCliTest, UdevCookieVerbsAreAcceptedAndAskNothing) {
+  const std::size_t before = request_count();
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"udevcomplete", "0xd4d0001"}, {"udevcomplete_all"}, {"udevcomplete_all", "10"}, {"udevcookies"}}) {
+    const auto r = run_cli(with_socket(args));
+    EXPECT_EQ(r.code, 0) << args[0] << ": " << r.err;
+    EXPECT_EQ(r.out, "") << args[0];
+  }
+  EXPECT_EQ(request_count(), before);
+}
+
+TEST_F(ControlCliTest, MknodesAsksUbdmdAndPrintsNothing) {
+  auto r = run_cli(with_socket({"mknodes", "mp0"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "mknodes"}, {"name", "mp0"}}));
+  r = run_cli(with_socket({"mknodes"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "mknodes"}}));
+}
+
+TEST_F(ControlCliTest, LsTargetAndExec) {
+  auto r = run_cli(with_socket({"ls", "--target", "zero"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "mp0\t(259, 0)\n");
+  r = run_cli(with_socket({"ls", "--target", "linear"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  // The device path is appended: `test -b` fails here (no such device on
+  // the build machine), `test -n` passes.
+  r = run_cli(with_socket({"ls", "--exec", "test -n"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = run_cli(with_socket({"ls", "--exec", "test -b"}));
+  EXPECT_EQ(r.code, 1);
+  r = run_cli(with_socket({"ls", "--target", "linear", "--exec", "false"}));
+  EXPECT_EQ(r.code, 0) << "no device has a linear target: nothing runs";
+}
+
+TEST_F(ControlCliTest, TableConcise) {
+  const auto r = run_cli(with_socket({"table", "--concise", "--showkeys", "mp0"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "mp0,mpath-3600,0,rw,0 8 zero\n");
+}
+
 TEST_F(ControlCliTest, TargetSelectsTheLinesOfOneType) {
   auto r = run_cli(with_socket({"table", "--target", "error"}));
   EXPECT_EQ(r.code, 0) << r.err;

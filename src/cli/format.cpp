@@ -45,7 +45,7 @@ std::string format_info(const nlohmann::json& reply) {
   std::string out;
   for (const auto& d : devices) {
     labelled(out, "Name:", d.at("name").get<std::string>());
-    labelled(out, "State:", d.at("state").get<std::string>());
+    labelled(out, "State:", d.at("state").get<std::string>() + (d.value("read_only", false) ? " (READ-ONLY)" : ""));
     labelled(out, "Tables present:",
              tables_present(d.at("live_table").get<bool>(), d.at("inactive_table").get<bool>()));
     labelled(out, "Open count:", std::to_string(d.at("open_count").get<std::int64_t>()));

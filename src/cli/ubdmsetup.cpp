@@ -79,6 +79,7 @@ struct Args {
   bool noheadings = false;
   std::string separator;
   std::string uuid;  // -u: create's new UUID, else the device to act on
+  bool read_only = false;  // -r: create a read-only device
   bool concise = false;  // table --concise
   std::string exec;      // ls --exec CMD
 };
@@ -216,6 +217,9 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     }
     if (verb == "create" && !a.uuid.empty()) {
       req["uuid"] = a.uuid;
+    }
+    if (verb == "create" && a.read_only) {
+      req["read_only"] = true;
     }
     req["table"] = read_table(a);
   } else if (verb == "suspend") {
@@ -522,6 +526,7 @@ int run(int argc, char** argv) {
   opts["uuid"] = app.add_option("-u,--uuid", a.uuid,
                                 "create: the new device's UUID; other verbs: the device, by UUID, instead of NAME")
                      ->type_name("UUID");
+  opts["read_only"] = app.add_flag("-r,--readonly", a.read_only, "create: a read-only device (the kernel refuses writes)");
   // dmsetup's column report, of `info` (global options, as dmsetup's).
   app.add_flag("-c,-C,--columns", a.columns, "info: print dmsetup's column report")->group("info -c");
   opts["fields"] = app.add_option("-o,--options", a.report.fields,
@@ -700,6 +705,11 @@ int run(int argc, char** argv) {
     if (const int rc = name_or_uuid(verb, a, opts.at("uuid")->count() > 0, needs_name.count(verb) > 0);
         rc != kExitOk) {
       return rc;
+    }
+    if (a.read_only && verb != "create") {
+      // dmsetup's -r on load makes that table read-only; a ubdm device is
+      // read-only or not from its create, for its whole life.
+      throw UsageError("-r is supported only with create: a device is read-only from its create on");
     }
     if (verb != "create" && !a.uuid.empty()) {
       a.name = name_of_uuid(client, a.uuid);

@@ -23,6 +23,7 @@ constexpr std::array kCreateArgs{
     Arg{"poll_usec", ArgType::kUint, false, 1'000'000, "adaptive-polling bound in us (0: off)"},
     Arg{"copy", ArgType::kBool, false, 0, "copy data through tag buffers even where the kernel offers zero copy"},
     Arg{"uuid", ArgType::kString, false, 0, "the device's UUID, as dm's: unique, at most 128 printable characters"},
+    Arg{"read_only", ArgType::kBool, false, 0, "a read-only disk: the kernel refuses writes to it"},
 };
 constexpr std::array kLoadArgs{
     Arg{"table", ArgType::kString, true, 0, "the table text"},

@@ -389,7 +389,8 @@ json DeviceManager::do_create(const Call& c) {
   const CreateOptions opts{optional_arg<unsigned>(c.req, "queues"), optional_arg<unsigned>(c.req, "depth"),
                            optional_arg<unsigned>(c.req, "poll_usec"),
                            optional_arg<bool>(c.req, "copy").value_or(false),
-                           optional_arg<std::string>(c.req, "uuid").value_or("")};
+                           optional_arg<std::string>(c.req, "uuid").value_or(""),
+                           optional_arg<bool>(c.req, "read_only").value_or(false)};
   return {{"device", create(c.req.at("name").get<std::string>(), c.req.at("table").get<std::string>(), opts)}};
 }
 
@@ -609,6 +610,7 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
   // Reserve the name; the device is built without the registry lock, since
   // START_DEV may wait on the disks for as long as they take to answer.
   auto d = std::make_shared<Managed>(name, opts.uuid);
+  d->read_only = opts.read_only;
   {
     std::lock_guard lock(mutex_);
     if (const auto it = devices_.find(name); it != devices_.end()) {
@@ -636,6 +638,7 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
       ublk::DeviceOptions kopts;
       kopts.max_io_bytes = config_.max_io_bytes;
       kopts.poll_usec = poll_usec;
+      kopts.read_only = opts.read_only;
       // A table whose targets touch the data (zero, flakey's corruption)
       // needs it copied into buffers of ours.
       const Target* touching = d->mapped->live_table()->needing_cpu_data();
@@ -815,6 +818,7 @@ json DeviceManager::info_of(Managed& d) const {
   const dev_t devt = d.kernel ? d.kernel->block_devt() : 0;
   return {{"name", i.name},
           {"uuid", d.uuid},
+          {"read_only", d.read_only},
           {"state", state_name(i.state)},
           {"live_table", i.live_table},
           {"inactive_table", i.inactive_table},
@@ -977,6 +981,7 @@ recovery::DeviceRecord DeviceManager::record_of(Managed& d) const {
   recovery::DeviceRecord r;
   r.name = d.name;
   r.uuid = d.uuid;
+  r.read_only = d.read_only;
   switch (d.phase.load()) {
     case Phase::kCreating: r.phase = recovery::DeviceRecord::Phase::kCreating; break;
     case Phase::kLive: r.phase = recovery::DeviceRecord::Phase::kLive; break;
@@ -1199,6 +1204,7 @@ unsigned DeviceManager::adopt_devices(const std::vector<ublk::DevInfo>& kernel, 
 
 bool DeviceManager::adopt_one(const recovery::DeviceRecord& r, const std::optional<ublk::DevInfo>& info) {
   auto d = std::make_shared<Managed>(r.name, r.uuid);
+  d->read_only = r.read_only;
   {
     std::lock_guard lock(mutex_);
     if (!devices_.emplace(r.name, d).second) {

@@ -157,6 +157,7 @@ class DeviceManager {
     Managed(std::string n, std::string u) : name(std::move(n)), uuid(std::move(u)) {}
     const std::string name;
     const std::string uuid;  // dm's device UUID ("" for none), unique among devices
+    bool read_only = false;  // set before the device is published, then fixed
     ChangeLock op_mutex;
     std::shared_mutex life_mutex;
     std::mutex message_mutex;
@@ -202,6 +203,7 @@ class DeviceManager {
     std::optional<unsigned> poll_usec;
     bool copy = false;  // no zero copy, whatever the kernel offers
     std::string uuid;   // "" for none
+    bool read_only = false;
   };
 
   // Handlers, one per verb of control::verbs().

@@ -82,6 +82,7 @@ json to_json(const DeviceRecord& r) {
   return {{"format", kStateFormat},
           {"name", r.name},
           {"uuid", r.uuid},
+          {"read_only", r.read_only},
           {"phase", phase_name(r.phase)},
           {"ublk_id", r.ublk_id},
           {"queues", r.queues},
@@ -108,6 +109,9 @@ DeviceRecord record_from_json(const json& j) {
   r.name = field<std::string>(j, "name");
   if (j.contains("uuid")) {
     r.uuid = field<std::string>(j, "uuid");
+  }
+  if (j.contains("read_only")) {
+    r.read_only = field<bool>(j, "read_only");
   }
   r.phase = phase_from(field<std::string>(j, "phase"));
   r.ublk_id = field<std::int64_t>(j, "ublk_id");

@@ -31,6 +31,7 @@ struct DeviceRecord {
 
   std::string name;
   std::string uuid;  // "" for none; records from before UUIDs have none
+  bool read_only = false;  // the kernel keeps it too (UBLK_ATTR_READ_ONLY)
   Phase phase = Phase::kCreating;
   std::int64_t ublk_id = -1;  // -1 until ADD_DEV gave the device its id
   // Options of `create` (the kernel keeps queues and depth too; these are

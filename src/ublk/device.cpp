@@ -31,7 +31,8 @@ std::uint8_t shift_of(std::uint32_t bytes) {
 
 }  // namespace
 
-Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes, bool zero_copy) {
+Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes, bool zero_copy,
+                   bool read_only) {
   Params p{};
   p.len = sizeof(p);
   p.types = kParamBasic;
@@ -44,6 +45,9 @@ Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t 
   b.attrs |= kAttrVolatileCache | kAttrFua;
   if (limits.rotational) {
     b.attrs |= kAttrRotational;
+  }
+  if (read_only) {
+    b.attrs |= kAttrReadOnly;
   }
   const std::uint32_t lbs = std::max<std::uint32_t>(limits.logical_block_size, 512);
   const std::uint32_t pbs = std::max(limits.physical_block_size, lbs);
@@ -164,7 +168,7 @@ void Device::start(const std::function<void(std::uint32_t id)>& after_add) {
       after_add(id_);
     }
     start_queues();
-    params_ = make_params(table->io_limits(), table->size(), info_.max_io_buf_bytes, zero_copy());
+    params_ = make_params(table->io_limits(), table->size(), info_.max_io_buf_bytes, zero_copy(), options_.read_only);
     control_.set_params(id_, params_);
     if (options_.before_start) {
       options_.before_start(id_);

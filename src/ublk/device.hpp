@@ -33,6 +33,7 @@ struct DeviceOptions {
   // it off for a table whose targets need the data (Table::needing_cpu_data).
   bool zero_copy = true;
   bool force_registration_fallback = false;  // QueueConfig's, for tests
+  bool read_only = false;                    // UBLK_ATTR_READ_ONLY: the kernel refuses writes
   // Called with the device id after ADD_DEV and before START_DEV, i.e.
   // before the block device's uevent (the daemon publishes the name there).
   std::function<void(std::uint32_t id)> before_start;
@@ -42,7 +43,7 @@ struct DeviceOptions {
 // FLUSH and FUA are always advertised (see the definition for why). A
 // zero-copy device also gets the DMA alignment its devices need.
 Params make_params(const IoLimits& limits, sector_t size_sectors, std::uint32_t max_io_bytes,
-                   bool zero_copy = false);
+                   bool zero_copy = false, bool read_only = false);
 
 // Refuses (EINVAL, naming `disk`) a table whose devices cannot honour what
 // the live device advertised at START_DEV: a larger logical block size, no

@@ -99,6 +99,20 @@ same mknodes cmp
 expect_ok ubdmsetup udevcomplete 0x0d4d0001
 expect_ok ubdmsetup udevcookies
 
+# A read-only device: said so by info, and the kernel refuses writes to it.
+printf '0 64 zero\n' | dmsetup create --noudevsync cmpro -r
+on_exit dm_cleanup cmpro
+printf '0 64 zero\n' | ubdmsetup create cmpro --readonly
+same info -c --noheadings -o name,attr,readonly cmpro
+expect_eq "$(ubdmsetup info cmpro | grep '^State')" "$(dmsetup info cmpro | grep '^State')" "info's State line"
+for dev in /dev/mapper/cmpro /dev/ubdm/cmpro; do
+  if dd if=/dev/zero of="$dev" bs=4096 count=1 oflag=direct 2>/dev/null; then
+    die "a write to read-only $dev succeeded"
+  fi
+  dd if="$dev" of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null || die "a read of read-only $dev failed"
+done
+same remove cmpro
+
 # The UUID outlives a restart of ubdmd.
 restart_ubdmd
 same info -c --noheadings -o name,uuid cmp

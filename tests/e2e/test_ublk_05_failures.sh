@@ -23,8 +23,13 @@ log "fio after forced remove: exit $rc"
 expect_eq "$(ubdmsetup ls)" "No devices found" "ls after forced remove"
 
 # --- no such device, for every verb that names one ---
-for verb in info table status deps clear resume suspend remove; do
+for verb in table deps clear resume suspend remove; do
   expect_fail_with "^ubdmsetup: $verb nosuch: no such device\$" ubdmsetup "$verb" nosuch
+done
+# info and status say what dmsetup says (scripts test for it).
+for verb in info status; do
+  expect_fail_with '^Device does not exist\.$' ubdmsetup "$verb" nosuch
+  expect_eq "$EXPECT_RC" 1 "$verb nosuch: exit status"
 done
 expect_fail_with '^ubdmsetup: message nosuch: no such device$' ubdmsetup message nosuch 0 hello
 expect_fail_with '^ubdmsetup: load nosuch: ' ubdmsetup load nosuch --table "0 8 zero"

@@ -83,7 +83,7 @@ expect_done "$DD_PID" 30 "the held write once the disk answered"
 # The error table never became live (the suspend timed out), so the write,
 # at the disk all along, may well succeed: only its end is asserted.
 log "the held write ended with status $(dd_status wa): $(tr '\n' ' ' <"$TEST_TMP/wa.err")"
-expect_fail_with "no such device" timeout 10 ubdmsetup info stuck
+expect_fail_with "^Device does not exist\.$" timeout 10 ubdmsetup info stuck
 wait_gone /dev/ubdm/stuck 5 && wait_gone "$stuck_blk" 5
 expect_logged "the forced remove" "stuck: removed \(forced\)"
 

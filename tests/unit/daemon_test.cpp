@@ -85,6 +85,13 @@ TEST_F(DaemonTest, DevicesHaveTheUuidGivenAtCreate) {
   EXPECT_EQ(info("c")["uuid"], "LVM-abc") << "a removed device's UUID is free again";
 }
 
+TEST_F(DaemonTest, ReadOnlyIsChosenAtCreateAndShownByInfo) {
+  call({{"op", "create"}, {"name", "ro"}, {"read_only", true}, {"table", "0 8 zero"}});
+  call({{"op", "create"}, {"name", "rw"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(info("ro")["read_only"], true);
+  EXPECT_EQ(info("rw")["read_only"], false);
+}
+
 TEST_F(DaemonTest, FailedCreateLeavesNoDevice) {
   auto [err, msg] = failure({{"op", "create"}, {"name", "a"}, {"table", "0 100 linear disk0 0\n100 1 linear nope 0"}});
   EXPECT_EQ(err, ENOENT);

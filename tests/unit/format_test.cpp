@@ -40,6 +40,13 @@ TEST(FormatTest, LsWithTargetListsDevicesHavingOneOfThatType) {
   EXPECT_EQ(format_ls_with_target(ls, tables, "multipath"), "");
 }
 
+TEST(FormatTest, InfoSaysReadOnlyAsDmsetup) {
+  json d = device("ro", "SUSPENDED", true, false, 259, 1, "/dev/ublkb1");
+  d["read_only"] = true;
+  const std::string text = format_info(json{{"devices", {d}}});
+  EXPECT_NE(text.find("State:             SUSPENDED (READ-ONLY)\n"), std::string::npos) << text;
+}
+
 TEST(FormatTest, InfoOfOneDevice) {
   const json reply{{"devices", {device("mp0", "ACTIVE", true, false, 259, 4, "/dev/ublkb0")}}};
   EXPECT_EQ(format_info(reply),

@@ -50,6 +50,7 @@ DeviceRecord sample() {
   DeviceRecord r;
   r.name = "mp0";
   r.uuid = "mpath-3600a0b80";
+  r.read_only = true;
   r.phase = DeviceRecord::Phase::kLive;
   r.ublk_id = 3;
   r.queues = 2;
@@ -86,8 +87,10 @@ TEST(RecoveryState, RecordRoundTripsThroughJson) {
 TEST(RecoveryState, RecordsFromBeforeUuidsReadAsHavingNone) {
   json j = to_json(sample());
   j.erase("uuid");
+  j.erase("read_only");
   DeviceRecord want = sample();
   want.uuid.clear();
+  want.read_only = false;
   EXPECT_EQ(record_from_json(j), want);
 }
 
@@ -365,7 +368,12 @@ TEST_F(DaemonRecoveryTest, ANewDaemonRestoresTablesStateAndMessages) {
     daemon::DeviceManager m(cfg, storage, nullptr);
     call(m, {{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk0 0\n4096 100 zero"}, {"poll_usec", 7}});
     call(m, {{"op", "load"}, {"name", "a"}, {"table", "0 4196 zero"}});
-    call(m, {{"op", "create"}, {"name", "mp"}, {"table", kMpTable}, {"queues", 1}, {"uuid", "mpath-36001"}});
+    call(m, {{"op", "create"},
+             {"name", "mp"},
+             {"table", kMpTable},
+             {"queues", 1},
+             {"uuid", "mpath-36001"},
+             {"read_only", true}});
     call(m, {{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"disable_group", "2"}}});
     call(m, {{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"fail_path", "disk0"}}});
     call(m, {{"op", "message"}, {"name", "mp"}, {"sector", 0}, {"args", {"fail_if_no_path"}}});
@@ -392,6 +400,7 @@ TEST_F(DaemonRecoveryTest, ANewDaemonRestoresTablesStateAndMessages) {
   EXPECT_EQ(mp["state"], "SUSPENDED");
   EXPECT_EQ(mp["queues"], 1);
   EXPECT_EQ(mp["uuid"], "mpath-36001");
+  EXPECT_EQ(mp["read_only"], true);
   EXPECT_EQ(a["uuid"], "");
   // Group 2 disabled, disk0 failed, queueing off: the status line says all.
   EXPECT_EQ(call(m, {{"op", "status"}, {"name", "mp"}})["devices"][0], before_mp);

@@ -336,6 +336,18 @@ TEST_F(ControlCliTest, UuidIsGivenAtCreateAndNamesTheDeviceElsewhere) {
   EXPECT_EQ(request_count(), before) << "usage errors send nothing";
 }
 
+TEST_F(ControlCliTest, ReadOnlyIsACreateOption) {
+  auto r = run_cli(with_socket({"-r", "create", "mp0", "--table", "0 8 zero"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(),
+            (json{{"v", 1}, {"op", "create"}, {"name", "mp0"}, {"table", "0 8 zero\n"}, {"read_only", true}}));
+  const std::size_t before = request_count();
+  r = run_cli(with_socket({"load", "--readonly", "mp0", "--table", "0 8 zero"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: load mp0: -r is supported only with create: a device is read-only from its create on\n");
+  EXPECT_EQ(request_count(), before);
+}
+
 TEST_F(ControlCliTest, UdevCookieVerbsAreAcceptedAndAskNothing) {
   const std::size_t before = request_count();
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install what is missing, build ubdm, and
-# run the demo (tests/e2e/demo/demo.sh): ubdmd serves a striped device as a
-# ublk disk, fio writes and verifies it, ubdmsetup shows info/table/status.
+# run the demo (tests/e2e/demo/demo.sh): ubdmd serves a multipath device
+# over two paths to one LUN, fio writes and verifies it while one path fails
+# and comes back, and ubdmsetup shows the paths throughout.
 #
 # Where this kernel has ublk (/dev/ublk-control, or `modprobe ublk_drv`
-# works) the demo runs natively over two loop devices. Otherwise it boots
-# the project's test VM (tools/vm) and runs there, and says so.
+# works) the demo runs natively: two loop devices over one backing file are
+# the two paths, each behind a dm-linear device so that it can fail and come
+# back (an open loop device cannot be failed). Otherwise it boots the
+# project's test VM (tools/vm), where scsi_debug gives two paths, and says so.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,21 +22,25 @@ if [ ! -e /dev/ublk-control ] && [ "$(id -u)" -eq 0 ]; then
 fi
 
 if [ -e /dev/ublk-control ]; then
-  echo "demo: this kernel has ublk: running natively over two loop devices"
+  echo "demo: this kernel has ublk: running natively, two loop devices over one file as the two paths"
   command -v fio >/dev/null || tools/install-deps.sh fio
+  modprobe dm_mod 2>/dev/null || true
   work=$(mktemp -d)
-  loops=()
+  loops=() paths=()
   cleanup() {
+    for p in "${paths[@]}"; do dmsetup remove "$p" 2>/dev/null || true; done
     for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
     rm -rf "$work"
   }
   trap cleanup EXIT
+  truncate -s 256M "$work/lun.img"
   for i in 0 1; do
-    truncate -s 128M "$work/disk$i.img"
-    loops+=("$(losetup --direct-io=on -f --show "$work/disk$i.img")")
+    loops+=("$(losetup --direct-io=on -f --show "$work/lun.img")")
+    dmsetup create "ubdm-demo-path$i" --table "0 $(blockdev --getsz "${loops[$i]}") linear ${loops[$i]} 0"
+    paths+=("/dev/mapper/ubdm-demo-path$i")
   done
   UBDMD=build/release/ubdmd UBDMSETUP=build/release/ubdmsetup UBDM_SOCK="$work/control.sock" \
-    UBDM_DEMO_LOG="$work/ubdmd.log" tests/e2e/demo/demo.sh "${loops[0]}" "${loops[1]}"
+    UBDM_DEMO_LOG="$work/ubdmd.log" UBDM_DEMO_FIO_OUT="$work/fio.out" tests/e2e/demo/demo.sh "${paths[@]}"
 else
   echo "demo: this kernel has no ublk (no /dev/ublk-control); running the demo in the test VM (QEMU, tools/vm)"
   # shellcheck source=tools/vm/common.sh

@@ -430,6 +430,10 @@ int list_devices(control::ControlClient& client, const Args& a) {
   nlohmann::json ls = client.call({{"op", "ls"}});
   if (!a.target.empty()) {
     const nlohmann::json tables = client.call({{"op", "table"}});
+    if (a.exec.empty()) {
+      emit(format_ls_with_target(ls, tables, a.target));
+      return kExitOk;
+    }
     nlohmann::json kept = nlohmann::json::array();
     for (const auto& d : ls.at("devices")) {
       for (const auto& t : tables.at("devices")) {
@@ -437,10 +441,6 @@ int list_devices(control::ControlClient& client, const Args& a) {
           kept.push_back(d);
         }
       }
-    }
-    if (a.exec.empty()) {
-      emit(format_ls_with_target(ls, tables, a.target));
-      return kExitOk;
     }
     ls["devices"] = kept;
   }

@@ -548,9 +548,7 @@ json DeviceManager::do_status(const Call& c, Managed& d) {
 // dmsetup mknodes remakes /dev/mapper nodes someone removed; ours are the
 // /dev/ubdm links, which ubdmd keeps itself (and udev, where it runs).
 json DeviceManager::do_mknodes(const Call&, Managed& d) {
-  make_link(d.name, d);
-  const bool made = !config_.link_dir.empty() && d.kernel;
-  return {{"name", d.name}, {"link", made ? (std::filesystem::path(config_.link_dir) / d.name).string() : ""}};
+  return {{"name", d.name}, {"link", make_link(d.name, d)}};
 }
 
 json DeviceManager::do_deps(const Call&, Managed& d) {
@@ -879,9 +877,9 @@ json DeviceManager::lines_of(Managed& d, StatusType type, bool inactive) const {
 // ---------------------------------------------------------------------------
 // Links, persistent maps, shutdown
 
-void DeviceManager::make_link(const std::string& name, const Managed& d) const {
+std::string DeviceManager::make_link(const std::string& name, const Managed& d) const {
   if (config_.link_dir.empty() || !d.kernel) {
-    return;
+    return "";
   }
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -893,6 +891,7 @@ void DeviceManager::make_link(const std::string& name, const Managed& d) const {
     // The device works without the link; say so and go on.
     spdlog::warn("{}: cannot create {}: {}", name, link.string(), ec.message());
   }
+  return link.string();
 }
 
 void DeviceManager::remove_link(const std::string& name) const {

@@ -241,7 +241,9 @@ class DeviceManager {
   // Fails with ENXIO unless `d` is still live (checked under one of its locks).
   static void check_live(const Managed& d);
 
-  void make_link(const std::string& name, const Managed& d) const;
+  // Makes (again) link_dir/NAME to the device's block node; returns that path,
+  // or "" where there is none to make (no link dir, no kernel device).
+  std::string make_link(const std::string& name, const Managed& d) const;
   void remove_link(const std::string& name) const;
   void publish_name(const std::string& name, std::uint32_t id) const;
   void force_error_table(Managed& d);

@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
+  libcpp-httplib-dev         # the opt-in Prometheus endpoint of ubdmd
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev   # the fuzzers: libFuzzer and clang's ASan/UBSan runtimes
   libtsan2                   # the ThreadSanitizer build of the unit tests (gcc's runtime)

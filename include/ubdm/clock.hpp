@@ -13,6 +13,8 @@ class Clock {
   virtual ~Clock() = default;
   // Monotonic milliseconds. Any thread.
   virtual std::uint64_t now_ms() const = 0;
+  // Monotonic nanoseconds, for I/O latency. Any thread; no lock.
+  virtual std::uint64_t now_ns() const { return now_ms() * 1'000'000U; }
 };
 
 // CLOCK_MONOTONIC.

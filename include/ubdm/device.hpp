@@ -29,6 +29,9 @@ struct DeviceConfig {
   unsigned nr_queues = 1;
   unsigned queue_depth = 128;
   unsigned clones_per_tag = 4;  // pieces of one request that may be in flight at once
+  // Time every I/O for the latency histograms (two clock reads per I/O;
+  // docs/performance.md has the cost). Counting is always on.
+  bool time_ios = true;
 };
 
 enum class DeviceState : std::uint8_t {
@@ -139,6 +142,8 @@ class MappedDevice final : public DeviceContext {
   sector_t size_sectors() const;
 
   DispatchQueue& queue(unsigned i) { return *queues_.at(i); }
+  // Every queue's I/O statistics, summed. Any thread.
+  IoTotals io_stats() const;
   unsigned nr_queues() const { return static_cast<unsigned>(queues_.size()); }
   const DeviceConfig& config() const { return config_; }
   const Clock& clock() const { return clock_; }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ubdm/intrusive_list.hpp"
+#include "ubdm/io_stats.hpp"
 #include "ubdm/io.hpp"
 #include "ubdm/request.hpp"
 #include "ubdm/table.hpp"
@@ -32,18 +33,8 @@ struct OriginalIo {
   std::vector<Clone> clones;   // fixed at queue creation (clones_per_tag)
   unsigned outstanding = 0;    // clones not yet finished
   int error = 0;               // first error reported to the submitter
+  std::uint64_t start_ns = 0;  // when it was submitted (0: not timed)
   bool active = false;
-};
-
-// Counters for status and tests. Written by the queue thread only.
-struct QueueStats {
-  std::uint64_t submitted = 0;
-  std::uint64_t completed = 0;
-  std::uint64_t errors = 0;       // originals completed with an error
-  std::uint64_t clones_mapped = 0;
-  std::uint64_t requeues = 0;     // map or end_io asked for a requeue
-  std::uint64_t pushbacks = 0;    // clones parked for a noflush suspend
-  std::uint64_t backend_ios = 0;
 };
 
 class DispatchQueue {
@@ -81,6 +72,7 @@ class DispatchQueue {
   unsigned pushed_back() const { return static_cast<unsigned>(pushback_.size()); }
   unsigned id() const { return id_; }
   unsigned depth() const { return static_cast<unsigned>(slots_.size()); }
+  // Counters: written by this queue's thread, readable from any thread.
   const QueueStats& stats() const { return stats_; }
   IoBackend* backend() const { return backend_; }
 
@@ -117,6 +109,7 @@ class DispatchQueue {
 
   MappedDevice& dev_;
   const unsigned id_;
+  const bool time_ios_;  // read the clock per I/O for the latency histogram
   IoBackend* backend_ = nullptr;
   std::function<void()> waker_;
 

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "metrics/device_stats.hpp"
 #include "ublk/abi.hpp"
 
 namespace ubdm::cli {
@@ -20,6 +21,31 @@ constexpr const char* kNoDevices = "No devices found\n";
 // dmsetup's long info pads every label to 19 characters.
 void labelled(std::string& out, std::string_view label, std::string_view value) {
   out += fmt::format("{:<19}{}\n", label, value);
+}
+
+// Rows aligned in columns, each line indented by two spaces, trailing blanks cut.
+std::string aligned_rows(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(rows.empty() ? 0 : rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], r[i].size());
+    }
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line = " ";
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += " " + r[i];
+      if (i + 1 < r.size()) {
+        line += std::string(width[i] - r[i].size(), ' ');
+      }
+    }
+    while (!line.empty() && line.back() == ' ') {
+      line.pop_back();
+    }
+    out += line + "\n";
+  }
+  return out;
 }
 
 std::string tables_present(bool live, bool inactive) {
@@ -265,24 +291,57 @@ std::string format_paths(const nlohmann::json& reply) {
                       p.at("checker").get<std::string>(), std::to_string(p.at("in_flight").get<std::uint64_t>()),
                       std::to_string(p.at("ios").get<std::uint64_t>()), p.at("selector_info").get<std::string>()});
     }
-    std::vector<std::size_t> width(rows[0].size(), 0);
-    for (const auto& r : rows) {
-      for (std::size_t i = 0; i < r.size(); ++i) {
-        width[i] = std::max(width[i], r[i].size());
-      }
-    }
-    for (const auto& r : rows) {
-      std::string line = " ";
-      for (std::size_t i = 0; i < r.size(); ++i) {
-        line += " " + r[i];
-        if (i + 1 < r.size()) {
-          line += std::string(width[i] - r[i].size(), ' ');
+    out += aligned_rows(rows);
+  }
+  return out;
+}
+
+std::string format_stats(const nlohmann::json& reply) {
+  const nlohmann::json& devices = reply.at("devices");
+  if (devices.empty()) {
+    return kNoDevices;
+  }
+  const auto u64 = [](const nlohmann::json& v) { return std::to_string(v.get<std::uint64_t>()); };
+  std::string out;
+  for (const nlohmann::json& d : devices) {
+    const nlohmann::json& io = d.at("io");
+    out += fmt::format("{}: {}, {} bytes, event_nr {}, queued {}, pushed back {}, requeues {}\n",
+                       d.at("name").get<std::string>(), d.at("state").get<std::string>(), u64(d.at("size_bytes")),
+                       u64(d.at("event_nr")), u64(io.at("queued")), u64(io.at("pushed_back")),
+                       u64(io.at("requeues")));
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"OP", "IOS", "BYTES", "ERRORS", "IN_FLIGHT", "MEAN_US", "P50_US", "P99_US"});
+    for (const char* op : kStatOpNames) {  // Op's order, not JSON's alphabetical one
+      const nlohmann::json& o = io.at("ops").at(op);
+      const nlohmann::json& lat = o.at("latency");
+      const std::uint64_t timed = [&] {
+        std::uint64_t n = 0;
+        for (const auto& c : lat.at("counts")) {
+          n += c.get<std::uint64_t>();
         }
+        return n;
+      }();
+      // Percentiles are bucket bounds (powers of two): "at most".
+      const auto pct = [&](double q) {
+        return timed == 0 ? std::string("-") : fmt::format("<={}", metrics::latency_quantile_us(lat.at("counts"), q));
+      };
+      rows.push_back({op, u64(o.at("ios")), u64(o.at("bytes")), u64(o.at("errors")), u64(o.at("in_flight")),
+                      timed == 0 ? "-" : std::to_string(lat.at("sum_ns").get<std::uint64_t>() / timed / 1000),
+                      pct(0.5), pct(0.99)});
+    }
+    out += aligned_rows(rows);
+    const nlohmann::json& paths = d.at("paths");
+    if (!paths.empty()) {
+      rows.clear();
+      rows.push_back({"PATH", "DEVICE", "GROUP", "STATE", "FAILS", "REINSTATES", "CHECKER", "IN_FLIGHT", "IOS"});
+      for (const nlohmann::json& p : paths) {
+        rows.push_back({p.at("path").get<std::string>(), p.at("device").get<std::string>(),
+                        std::to_string(p.at("group").get<unsigned>()), p.at("state").get<std::string>(),
+                        std::to_string(p.at("fail_count").get<unsigned>()),
+                        std::to_string(p.at("reinstate_count").get<unsigned>()), p.at("checker").get<std::string>(),
+                        u64(p.at("in_flight")), u64(p.at("ios"))});
       }
-      while (!line.empty() && line.back() == ' ') {
-        line.pop_back();
-      }
-      out += line + "\n";
+      out += aligned_rows(rows);
     }
   }
   return out;

@@ -59,4 +59,10 @@ std::string format_message_reply(const nlohmann::json& reply);
 // I/Os in flight and sent, selector info), aligned in columns.
 std::string format_paths(const nlohmann::json& reply);
 
+// `stats`: per device a summary line (state, size, event_nr, queued and
+// pushed-back I/O, requeues), one line per operation (I/Os, bytes, errors,
+// in flight, mean latency and the histogram's p50 and p99 bounds in us),
+// and for multipath one line per path.
+std::string format_stats(const nlohmann::json& reply);
+
 }  // namespace ubdm::cli

@@ -35,6 +35,7 @@
 #include "control/client.hpp"
 #include "control/protocol.hpp"
 #include "control/verbs.hpp"
+#include "metrics/device_stats.hpp"
 #include "ubdm/error.hpp"
 
 #ifndef UBDM_VERSION
@@ -57,6 +58,7 @@ class UsageError : public std::runtime_error {
 struct Args {
   std::string socket;
   bool json = false;
+  bool prometheus = false;  // stats --prometheus
 
   std::string name;
   std::string file;
@@ -227,6 +229,17 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     if (given("timeout")) {
       req["timeout_ms"] = timeout_ms(a.timeout);
     }
+  } else if (verb == "stats") {
+    // dmsetup's `stats` manages dm-stats regions; a script's `stats list`
+    // must not read as the figures of a device named "list".
+    static const std::set<std::string> kDmStats{"create", "delete", "clear",   "list",   "print",
+                                                "report", "group",  "ungroup", "update_interval"};
+    if (kDmStats.count(a.name) != 0) {
+      throw UsageError(fmt::format(
+          "dm-stats regions ('stats {}') are not supported: 'ubdmsetup stats [NAME]' prints ubdm's own "
+          "figures for every I/O of a device",
+          a.name));
+    }
   } else if (verb == "remove" || verb == "remove_all") {
     req["force"] = a.force;
   } else if (verb == "table" || verb == "status") {
@@ -273,6 +286,9 @@ std::string render(const std::string& verb, const Args& a, const nlohmann::json&
   }
   if (verb == "paths") {
     return format_paths(reply);
+  }
+  if (verb == "stats") {
+    return a.prometheus ? metrics::render_prometheus(reply) : format_stats(reply);
   }
   return "";
 }
@@ -650,6 +666,10 @@ int run(int argc, char** argv) {
 
   add_verb("version");
   name_arg(add_verb("paths"), false);
+  auto* stats = add_verb("stats");
+  name_arg(stats, false);
+  stats->add_flag("--prometheus", a.prometheus,
+                  "print Prometheus's text format, as ubdmd's --metrics-listen serves it");
 
   // udev's handshake with libdevmapper: there are no cookies here.
   std::set<std::string> udev_verbs{"udevcomplete", "udevcomplete_all", "udevcookies"};

@@ -83,6 +83,8 @@ constexpr std::array kVerbs{
              Locking::kRead, {}, "devices: [{name, link}] (link: the path made, or \"\" where there is none to make)"},
     VerbSpec{"paths", "multipath paths: state, failures, checker, I/O counts", Scope::kDeviceOrAll,
              Locking::kRead, {}, "devices: [MultipathPaths] (a named device without multipath is EINVAL)"},
+    VerbSpec{"stats", "I/O statistics: per operation, latency histograms, queued I/O, paths", Scope::kDeviceOrAll,
+             Locking::kRead, {}, "devices: [DeviceStats]"},
 };
 
 std::string_view type_name(ArgType t) {

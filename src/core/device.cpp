@@ -102,6 +102,34 @@ TablePtr MappedDevice::inactive_table() const {
   return inactive_;
 }
 
+void IoTotals::add(const QueueStats& q) {
+  for (std::size_t i = 0; i < kStatOps; ++i) {
+    const OpIoStats& from = q.ops[i];
+    OpIoTotals& to = ops[i];
+    to.started += from.started;
+    to.completed += from.completed;
+    to.bytes += from.bytes;
+    to.errors += from.errors;
+    to.latency_ns_sum += from.latency_ns_sum;
+    for (std::size_t b = 0; b < kLatencyBuckets; ++b) {
+      to.latency[b] += from.latency[b];
+    }
+  }
+  requeues += q.requeues;
+  pushbacks += q.pushbacks;
+  waiting_requeue += q.waiting_requeue;
+  pushed_back += q.pushed_back;
+}
+
+IoTotals MappedDevice::io_stats() const {
+  // The queues live as long as the device; their counters are atomics.
+  IoTotals t;
+  for (const auto& q : queues_) {
+    t.add(q->stats());
+  }
+  return t;
+}
+
 sector_t MappedDevice::size_sectors() const {
   const TablePtr t = live_table();
   return t ? t->size() : 0;

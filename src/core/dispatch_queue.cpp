@@ -45,7 +45,7 @@ constexpr int kMaxRoundsPerRun = 8;
 }  // namespace
 
 DispatchQueue::DispatchQueue(MappedDevice& dev, unsigned id, unsigned depth, unsigned clones_per_tag)
-    : dev_(dev), id_(id), slots_(depth) {
+    : dev_(dev), id_(id), time_ios_(dev.config().time_ios), slots_(depth) {
   for (OriginalIo& slot : slots_) {
     slot.clones = std::vector<Clone>(clones_per_tag);
     for (Clone& c : slot.clones) {
@@ -98,6 +98,8 @@ void DispatchQueue::submit(Request& req) {
   o.outstanding = 1;
   ++active_requests_;
   ++stats_.submitted;
+  stats_.ops[static_cast<std::size_t>(req.op)].started.add();
+  o.start_ns = time_ios_ ? dev_.clock().now_ns() : 0;
 
   Clone& c = o.clones[0];
   assert(c.state_ == Clone::State::kFree);
@@ -243,6 +245,7 @@ void DispatchQueue::apply_device_state() {
       retry_at_ms_ = 0;
       break;
   }
+  stats_.pushed_back.set(pushback_.size());
 }
 
 void DispatchQueue::adopt_table(TablePtr table, std::uint64_t gen) {
@@ -318,6 +321,7 @@ void DispatchQueue::remove_timer(Clone& c) {
   timers_.remove(c);
   if (!c.timer_is_target_) {
     --delayed_requeues_;
+    stats_.waiting_requeue.set(delayed_requeues_);
   }
 }
 
@@ -559,11 +563,13 @@ void DispatchQueue::route_requeue(Clone& c, unsigned delay_ms) {
     c.state_ = Clone::State::kPushback;
     ++stats_.pushbacks;
     pushback_.push_back(c);
+    stats_.pushed_back.set(pushback_.size());
     return;
   }
   if (delay_ms > 0) {
     c.state_ = Clone::State::kDelayed;
     ++delayed_requeues_;
+    stats_.waiting_requeue.set(delayed_requeues_);
     add_timer(c, delay_ms, false);
     return;
   }
@@ -592,8 +598,18 @@ void DispatchQueue::complete_original(OriginalIo& o) {
   o.req = nullptr;
   --active_requests_;
   ++stats_.completed;
+  OpIoStats& op = stats_.ops[static_cast<std::size_t>(req->op)];
+  op.completed.add();
+  op.bytes.add(std::uint64_t{req->nr_sectors} << kSectorShift);
   if (result != 0) {
     ++stats_.errors;
+    op.errors.add();
+  }
+  if (o.start_ns != 0) {
+    const std::uint64_t now = dev_.clock().now_ns();
+    const std::uint64_t ns = now > o.start_ns ? now - o.start_ns : 0;
+    op.latency_ns_sum.add(ns);
+    op.latency[latency_bucket(ns)].add();
   }
   // Last: the sink may submit a new request on this tag right away.
   req->sink->request_done(*req, result);

@@ -24,13 +24,14 @@
 #include "control/protocol.hpp"
 #include "control/verbs.hpp"
 #include "daemon/openers.hpp"
+#include "metrics/device_stats.hpp"
 #include "targets/multipath/multipath.hpp"
 #include "ubdm/error.hpp"
 #include "ubdm/table.hpp"
 
 namespace ubdm::daemon {
 
-const char* const kDaemonVersion = "0.1.0";
+const char* const kDaemonVersion = UBDM_VERSION;
 
 namespace {
 
@@ -201,6 +202,7 @@ const DeviceManager::Handlers& DeviceManager::handlers_for(std::string_view verb
       {"paths", {nullptr, &DeviceManager::do_paths}},
       {"wait", {nullptr, &DeviceManager::do_wait}},
       {"mknodes", {nullptr, &DeviceManager::do_mknodes}},
+      {"stats", {nullptr, &DeviceManager::do_stats}},
   };
   static const Handlers kNone;
   const auto it = kHandlers.find(verb);
@@ -569,6 +571,25 @@ json DeviceManager::do_paths(const Call& c, Managed& d) {
   return one;
 }
 
+json DeviceManager::do_stats(const Call&, Managed& d) {
+  // Reads atomics and the multipath report only: never waits on the
+  // device's I/O or on a change in progress, so a scrape cannot hang.
+  const DeviceInfo i = d.mapped->info();
+  json one = {{"name", i.name},
+              {"uuid", d.uuid},
+              {"blockdev", d.kernel ? d.kernel->block_path() : ""},
+              {"state", state_name(i.state)},
+              {"suspended", i.state != DeviceState::kActive},
+              {"event_nr", i.event_nr},
+              {"size_bytes", std::uint64_t{i.size_sectors} << kSectorShift},
+              {"io", metrics::io_totals_json(d.mapped->io_stats())},
+              {"paths", json::array()}};
+  if (json mp = paths_of(d); !mp.is_null()) {
+    one["paths"] = mp.at("paths");
+  }
+  return one;
+}
+
 json DeviceManager::do_wait(const Call& c, Managed& d) {
   // As dmsetup: without an event number, wait for one other than 0, which
   // returns at once on any device that has had an event.
@@ -855,6 +876,7 @@ json DeviceManager::paths_of(Managed& d) const {
                      {"path", p.given},
                      {"state", p.active ? "active" : "failed"},
                      {"fail_count", p.fail_count},
+                     {"reinstate_count", p.reinstate_count},
                      {"checker", p.checker},
                      {"in_flight", p.in_flight},
                      {"ios", p.ios},

@@ -225,6 +225,7 @@ class DeviceManager {
   nlohmann::json do_paths(const Call& c, Managed& d);
   nlohmann::json do_wait(const Call& c, Managed& d);
   nlohmann::json do_mknodes(const Call& c, Managed& d);
+  nlohmann::json do_stats(const Call& c, Managed& d);
 
   nlohmann::json create(const std::string& name, const std::string& table, const CreateOptions& opts);
   void remove(const std::string& name, bool force, const Cancelled& cancelled);

@@ -34,6 +34,8 @@
 #include "control/protocol.hpp"
 #include "control/server.hpp"
 #include "daemon/device_manager.hpp"
+#include "metrics/device_stats.hpp"
+#include "metrics/exporter.hpp"
 #include "io/fd_limit.hpp"
 #include "ubdm/error.hpp"
 #include "ublk/control.hpp"
@@ -57,6 +59,9 @@ struct Options {
   // Below the unit's TimeoutStopSec (120 s), so that we, not SIGKILL, end it.
   unsigned stop_timeout_s = 90;
   unsigned map_wait_s = 30;
+  std::string metrics_listen;    // "" : no endpoint
+  std::string metrics_textfile;  // "" : no file
+  unsigned metrics_interval_s = 15;
 };
 
 // Detach from the terminal. The parent exits only when the child reports
@@ -150,6 +155,11 @@ void setup_logging(const Options& o) {
 }
 
 int serve(const Options& o, int& ready_fd) {
+  // Refuse a bad address before anything starts.
+  std::optional<metrics::ListenAddress> metrics_addr;
+  if (!o.metrics_listen.empty()) {
+    metrics_addr = metrics::parse_listen_address(o.metrics_listen);
+  }
   // Before any ring or device exists: every ring's fixed-file table, and so
   // the number of devices, is sized once from the soft limit (io/fd_limit).
   const NofileLimit files = raise_nofile_limit();
@@ -197,6 +207,15 @@ int serve(const Options& o, int& ready_fd) {
                                                   const control::ControlServer::Caller& caller) {
     return manager.handle(req, [&caller] { return caller.gone(); });
   });
+  // The same figures as `ubdmsetup stats`: the exporter renders the verb's answer.
+  metrics::Exporter exporter(
+      [&manager] { return metrics::render_prometheus(manager.handle({{"op", "stats"}}, {})); });
+  if (metrics_addr) {
+    exporter.listen(*metrics_addr);
+  }
+  if (!o.metrics_textfile.empty()) {
+    exporter.write_textfile(o.metrics_textfile, std::chrono::seconds(o.metrics_interval_s));
+  }
   // The socket is bound but not yet accepting: a client that connects now
   // waits in the backlog and sees the adopted devices and those of maps.d
   // once they exist. Adoption comes first: a maps.d name already adopted
@@ -231,6 +250,8 @@ int serve(const Options& o, int& ready_fd) {
   sd_notify(0, "STOPPING=1");
   manager.begin_shutdown();
   server.stop();
+  // Before the exits below, which destroy nothing: the textfile goes with us.
+  exporter.stop();
   // At system shutdown no ubdmd comes back: a device left to the kernel
   // would hold the final sync's writes forever. So remove then, as when
   // the operator asks for it.
@@ -262,6 +283,7 @@ int serve(const Options& o, int& ready_fd) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"ubdmd: user-space request-based device-mapper served through ublk"};
+  app.set_version_flag("--version", std::string("ubdmd ") + daemon::kDaemonVersion);
   app.add_option("--socket", o.socket, "control socket path")->capture_default_str();
   app.add_option("--config", o.config_dir, "configuration directory (maps.d/NAME.table are created at start)")
       ->capture_default_str();
@@ -293,6 +315,15 @@ int main(int argc, char** argv) {
   app.add_option("--map-wait", o.map_wait_s,
                  "at start, wait this many seconds for maps.d devices before reporting ready")
       ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "serve Prometheus metrics at http://ADDR/metrics; ADDR is [HOST:]PORT, HOST 127.0.0.1 unless "
+                 "given (off unless asked for)");
+  app.add_option("--metrics-textfile", o.metrics_textfile,
+                 "write the same metrics to this file (node_exporter's textfile collector), replaced whole "
+                 "every --metrics-interval seconds and removed at exit");
+  app.add_option("--metrics-interval", o.metrics_interval_s, "seconds between textfile writes")
+      ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_flag("--no-kernel", o.no_kernel,
                "serve tables in-process only, without ublk devices (for testing the control plane)");

@@ -20,7 +20,9 @@
 #include "control/server.hpp"
 #include "control/verbs.hpp"
 #include "control_test_util.hpp"
+#include "metrics/device_stats.hpp"
 #include "ubdm/error.hpp"
+#include "ubdm/types.hpp"
 
 extern char** environ;
 
@@ -195,6 +197,30 @@ class ControlCliTest : public ::testing::Test {
     if (op == "version") {
       return json{{"daemon_version", "9.9.9"}, {"protocol", 1}, {"ublk_features", ""}};
     }
+    if (op == "stats") {
+      IoTotals t;
+      OpIoTotals& r = t.ops[static_cast<std::size_t>(Op::kRead)];
+      r.started = 4;
+      r.completed = 3;
+      r.bytes = 3 * 4096;
+      r.latency[6] = 2;  // <= 64 us
+      r.latency[9] = 1;  // <= 512 us
+      r.latency_ns_sum = 300'000;
+      t.waiting_requeue = 1;
+      return json{{"devices",
+                   {{{"name", "mp0"},
+                     {"uuid", "mpath-3600"},
+                     {"blockdev", "/dev/ublkb0"},
+                     {"state", "ACTIVE"},
+                     {"suspended", false},
+                     {"event_nr", 7},
+                     {"size_bytes", 1048576},
+                     {"io", metrics::io_totals_json(t)},
+                     {"paths",
+                      {{{"group", 1}, {"device", "8:16"}, {"path", "/dev/sdb"}, {"state", "failed"},
+                        {"fail_count", 2}, {"reinstate_count", 1}, {"checker", "faulty"}, {"in_flight", 0},
+                        {"ios", 3}}}}}}}};
+    }
     if (op == "remove") {
       return json::object();
     }
@@ -239,6 +265,41 @@ TEST_F(ControlCliTest, InfoPrintsDmsetupFormat) {
             "Block device:      /dev/ublkb0\n"
             "\n");
   EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "info"}, {"name", "mp0"}}));
+}
+
+TEST_F(ControlCliTest, StatsPrintsATableJsonOrPrometheusText) {
+  auto r = run_cli(with_socket({"stats", "mp0"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "mp0: ACTIVE, 1048576 bytes, event_nr 7, queued 1, pushed back 0, requeues 0\n"
+            "  OP           IOS BYTES ERRORS IN_FLIGHT MEAN_US P50_US P99_US\n"
+            "  read         3   12288 0      1         100     <=64   <=512\n"
+            "  write        0   0     0      0         -       -      -\n"
+            "  flush        0   0     0      0         -       -      -\n"
+            "  discard      0   0     0      0         -       -      -\n"
+            "  write_zeroes 0   0     0      0         -       -      -\n"
+            "  PATH     DEVICE GROUP STATE  FAILS REINSTATES CHECKER IN_FLIGHT IOS\n"
+            "  /dev/sdb 8:16   1     failed 2     1          faulty  0         3\n");
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "stats"}, {"name", "mp0"}}));
+  r = run_cli(with_socket({"stats", "--prometheus"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ubdm_io_total{device=\"mp0\",op=\"read\"} 3\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ubdm_path_failures_total{device=\"mp0\",path=\"/dev/sdb\",dev_t=\"8:16\",group=\"1\"} 2\n"),
+            std::string::npos);
+  r = run_cli(with_socket({"--json", "stats"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["devices"][0]["io"]["ops"]["read"]["ios"], 3);
+}
+
+// dmsetup's `stats list` is about dm-stats regions, not a device "list".
+TEST_F(ControlCliTest, DmStatsSubcommandsAreRefusedByName) {
+  const std::size_t before = request_count();
+  for (const char* sub : {"list", "report", "create", "print"}) {
+    const auto r = run_cli(with_socket({"stats", sub}));
+    EXPECT_EQ(r.code, 2) << sub;
+    EXPECT_NE(r.err.find("dm-stats regions"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(request_count(), before) << "nothing reached the daemon";
 }
 
 TEST_F(ControlCliTest, DaemonErrorIsOneLineAndExitOne) {

@@ -756,6 +756,7 @@ MultipathReport MultipathTarget::report() const {
       pr.given = p->given;
       pr.active = p->valid.load();
       pr.fail_count = p->fail_count.load();
+      pr.reinstate_count = p->reinstate_count.load();
       pr.checker = check_interval_s_ == 0 ? "none" : checker_state_name(p->checker.load());
       for (unsigned q = 0; q < nr_queues_; ++q) {
         pr.in_flight += p->inflight[q].load(std::memory_order_relaxed);

@@ -57,6 +57,7 @@ struct PathReport {
   std::string given;   // as written in the table
   bool active = false;
   unsigned fail_count = 0;
+  unsigned reinstate_count = 0;
   std::string checker;
   std::uint64_t in_flight = 0;
   std::uint64_t ios = 0;

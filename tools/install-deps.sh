@@ -12,6 +12,12 @@ packages=(
   clang libclang-rt-14-dev   # the fuzzers: libFuzzer and clang's ASan/UBSan runtimes
   libtsan2                   # the ThreadSanitizer build of the unit tests (gcc's runtime)
   util-linux   # losetup for the integration tests
+  # The Debian package (tools/package.sh, tests/package/check.sh):
+  dpkg-dev     # dpkg-shlibdeps, for the package's Depends
+  help2man     # the man pages, made from the binaries' --help
+  lintian      # checks the package against Debian policy
+  systemd      # systemd-analyze verify, for the unit
+  man-db       # man -l: the check renders the pages
   "$@"
 )
 

@@ -3,12 +3,16 @@
 # stage. Exits non-zero if any stage fails.
 #
 #   stage 1  release build: unit tests, allocation test, host integration tests
-#   stage 2  ASan+UBSan build: the same tests
-#   stage 3  ThreadSanitizer build: the unit tests only
-#   stage 4  fuzzers (clang, libFuzzer, ASan+UBSan): each for a bounded time
+#   stage 2  Debian package of the release build (tools/package.sh): lintian,
+#            systemd-analyze verify, contents, man pages and bash completion
+#            checked (tests/package/check.sh), installed into a scratch root
+#            whose binaries then run a few end-to-end tests in the test VM
+#   stage 3  ASan+UBSan build: the same tests as stage 1
+#   stage 4  ThreadSanitizer build: the unit tests only
+#   stage 5  fuzzers (clang, libFuzzer, ASan+UBSan): each for a bounded time
 #            over its seed corpus (docs/testing.md: running them long)
-#   stage 5  microbenchmark (prints figures; asserts nothing about speed)
-#   stage 6  every end-to-end test against real ublk in the test VM, once
+#   stage 6  microbenchmark (prints figures; asserts nothing about speed)
+#   stage 7  every end-to-end test against real ublk in the test VM, once
 #            per kernel line (tools/vm: fetches and caches Debian's 6.12 and
 #            newest trixie-backports kernels, boots each under QEMU)
 set -euo pipefail
@@ -28,6 +32,16 @@ cmake --build build/release -j "$jobs"
 
 step "release tests (unit, allocation, integration)"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
+
+step "Debian package (build, lintian, unit, man pages, completion; scratch root)"
+deb=$(UBDM_JOBS=$jobs tools/package.sh build/release build/package)
+tests/package/check.sh "$deb" build/package/root
+
+step "the package's binaries in the test VM (kernel line newest)"
+# A short set that starts ubdmd, makes, uses and removes devices, and runs
+# the multipath demo, with the installed (stripped) binaries: about 90 s.
+tools/vm/run.sh --kernel newest --bin build/package/root/usr/sbin/ubdmd build/package/root/usr/sbin/ubdmsetup \
+  --tests 'test_00_vm_smoke test_ublk_01_lifecycle test_demo_01_multipath' --timeout 900
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DUBDM_SANITIZE=ON >/dev/null

@@ -62,7 +62,7 @@
 #                   verify in the background, several at once; pid_alive PID
 #
 # Tools: busybox applets, fio, mke2fs/mkfs.ext4/e2fsck/dumpe2fs, dmsetup,
-# blockdev, blkdiscard, lsblk, losetup (util-linux), and /bin/ubdmd,
+# blockdev, blkdiscard, lsblk, blkid, wipefs, losetup (util-linux), and /bin/ubdmd,
 # /bin/ubdmsetup when run.sh packed them.
 
 UBDMD=${UBDMD:-/bin/ubdmd}

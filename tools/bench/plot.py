@@ -1,14 +1,15 @@
 #!/usr/bin/python3
-"""Draw tools/bench/run.sh results as a PNG: one panel per kernel, one group
-of bars per workload, one bar per device, each bar the device's IOPS as a
-ratio to its raw baseline measured in the same boot (the dashed line at 1.0);
-with several rounds, the median ratio, and a whisker over the rounds' range.
+"""Draw tools/bench/run.sh results as a PNG: one panel per kernel (per JSON
+file), one group of bars per workload, one bar per device, each bar the
+device's IOPS as a ratio to its raw baseline measured in the same boot or
+native run (the dashed line at 1.0); with several rounds, the median ratio,
+and a whisker over the rounds' range.
 
     tools/bench/plot.py OUT.png RESULTS.json [RESULTS.json...]
 
-Each RESULTS.json is what `tools/bench/run.sh --json` writes (one boot);
-give one per kernel. Needs python3-matplotlib (tools/bench/run.sh --plot
-installs it when missing).
+Each RESULTS.json is what `tools/bench/run.sh --json` writes (one boot, or
+one --native run); give one per kernel or host. Needs python3-matplotlib
+(tools/bench/run.sh --plot installs it when missing).
 """
 import json
 import sys
@@ -25,7 +26,12 @@ def load(paths):
         with open(p, encoding="utf-8") as f:
             rows = [r for r in json.load(f) if r.get("ratio") is not None and r["device"] != r["base"]]
         if rows:
-            runs.append((rows[0].get("kernel") or p, rows))
+            title, same = f"kernel {rows[0].get('kernel') or p}", "same boot"
+            if rows[0].get("mode") == "native":
+                # run.sh --native: this host's kernel over its own disks.
+                title += ", native: " + ", ".join(d["node"] for d in rows[0].get("disks") or [])
+                same = "same run"
+            runs.append((title, same, rows))
     return runs
 
 
@@ -37,7 +43,7 @@ def main(argv):
     if not runs:
         sys.exit("plot: no ratios in " + ", ".join(paths))
     fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.6 * len(runs)), squeeze=False)
-    for ax, (kernel, rows) in zip(axes[:, 0], runs):
+    for ax, (title, same, rows) in zip(axes[:, 0], runs):
         workloads = list(dict.fromkeys(r["workload"] for r in rows))
         devices = list(dict.fromkeys(r["device"] for r in rows))
         ratio = {(r["device"], r["workload"]): r["ratio"] for r in rows}
@@ -52,8 +58,8 @@ def main(argv):
             ax.bar_label(bars, labels=[f"{y:.2f}" if y else "" for y in ys], fontsize=7, padding=1)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
         ax.set_xticks(range(len(workloads)), workloads)
-        ax.set_ylabel("IOPS / raw (same boot)")
-        ax.set_title(f"kernel {kernel}")
+        ax.set_ylabel(f"IOPS / raw ({same})")
+        ax.set_title(title)
         ax.legend(fontsize=8, loc="upper left")
         top = max((r.get("ratio_range") or [0, r["ratio"]])[1] for r in rows)
         ax.set_ylim(0, max(1.2, top * 1.15))

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Block-level benchmark in the test VM: fio (io_uring, O_DIRECT) on raw
-# devices, kernel dm and ubdm, all in ONE boot (under TCG only ratios within
-# one boot mean anything).
+# Block-level benchmark: fio (io_uring, O_DIRECT) on raw devices, kernel dm
+# and ubdm. Two modes: in the test VM (the default: null_blk and scsi_debug,
+# all in ONE boot; under TCG only ratios within one boot mean anything), or
+# --native on this host's own disks, for a kernel that has ublk.
 #
 #   tools/bench/run.sh [--kernel 6.12|newest] [--runtime S] [--rounds N]
 #                      [--idle poll|halt] [--devices LIST] [--workloads LIST]
 #                      [--bin PATH...] [--no-bin] [--keep-log FILE]
 #                      [--json FILE] [--plot FILE]
+#   tools/bench/run.sh --native (--disk DEV [--disk DEV2] | --paths DEV,DEV[,...])
+#                      [--force-write] [--dry-run] [--selector NAME]
+#                      [--runtime S] [--rounds N] [--devices KINDS]
+#                      [--workloads LIST] [--bin PATH...] [--keep-log FILE]
+#                      [--json FILE] [--plot FILE] [--from-log FILE]
 #
 #   --kernel LINE      the kernel to boot, as tools/vm/run.sh (default newest)
 #   --runtime S        seconds per fio run (default $UBDM_BENCH_RUNTIME or 8)
@@ -37,14 +43,39 @@
 #   --plot FILE        draw them as a PNG (tools/bench/plot.py; installs
 #                      python3-matplotlib if missing)
 #
+# Native mode (root; fio, dmsetup, python3; ublk_drv for the ubdm rows; runs
+# tests/e2e/bench/native.sh, whose header has the details):
+#   --native           run here, on the disks below, not in the VM
+#   --disk DEV         a disk (once or twice; each is measured on its own):
+#                      rows D-raw, D-dm-linear, D-ubdm-linear (D: sdb, ...)
+#   --paths A,B[,...]  several paths to ONE LUN: rows A-raw, A-dm-linear,
+#                      A-ubdm-linear over the first path, mpath-dm-SEL and
+#                      mpath-ubdm-SEL (dm-multipath, ubdm multipath) over all
+#   --selector NAME    round-robin (default), queue-length or service-time
+#   --devices KINDS    only these: raw,dm-linear,ubdm-linear,dm-mpath,ubdm-mpath
+#   --force-write      write workloads may overwrite a disk that holds a
+#                      filesystem, RAID/LVM signature or partition table
+#                      (refused without it; read-only lists need no force).
+#                      Mounted, swap or held (LVM, md, dm) disks: always refused
+#   --dry-run          print the checks and the plan, create and write nothing
+#   --bin PATH...      ubdmd and ubdmsetup to use (default: build/release,
+#                      else PATH); a private ubdmd is started and stopped
+#   --from-log FILE    no run: print the table (and --json, --plot) from a
+#                      log kept with --keep-log
+#   It prints which devices are read and which written before it starts;
+#   the log is build/bench/native.log (UBDM_BENCH_WORK for another directory).
+#
 # Prints a table: device, workload, IOPS, MiB/s, mean and p99 latency (us,
 # submission to completion) and IOPS relative to the device's baseline
-# (null-raw for devices over /dev/nullb0, sda-raw for those over scsi_debug).
+# (null-raw for devices over /dev/nullb0, sda-raw for those over scsi_debug;
+# natively, the raw disk or first path under the row). The JSON is a list
+# of rows; natively each also records mode "native", the host's kernel and
+# the disks.
 set -euo pipefail
 # shellcheck source=tools/vm/common.sh
 . "$(dirname "$0")/../vm/common.sh"
 
-usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,73p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 runtime=${UBDM_BENCH_RUNTIME:-8}
 rounds=1
@@ -54,23 +85,35 @@ workloads=${UBDM_BENCH_WORKLOADS:-randread-4k-qd1,randread-4k-qd32,randwrite-4k-
 keep_log='' json_out='' plot_out=''
 bins=()
 bins_given=0
+# Native mode: its options, and the VM-only ones given (refused with it).
+native=0 native_args=() native_kinds='' from_log='' dry_run=0 vm_only=''
 while [ $# -gt 0 ]; do
   case $1 in
     --runtime) runtime=${2:?}; shift 2 ;;
     --rounds) rounds=${2:?}; shift 2 ;;
-    --idle) idle=${2:?}; shift 2 ;;
-    --devices) devices=${2:?}; shift 2 ;;
+    --idle) idle=${2:?}; vm_only+=" --idle"; shift 2 ;;
+    --devices) devices=${2:?}; native_kinds=$2; shift 2 ;;
     --workloads) workloads=${2:?}; shift 2 ;;
     --json) json_out=${2:?}; shift 2 ;;
     --plot) plot_out=${2:?}; shift 2 ;;
+    --native) native=1; shift ;;
+    --disk | --paths | --selector) native_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --force-write) native_args+=("$1"); shift ;;
+    --dry-run) dry_run=1; native_args+=("$1"); shift ;;
+    --from-log) from_log=${2:?--from-log needs a file}; shift 2 ;;
     -h | --help) usage ;;
     *)
+      case $1 in --kernel | --no-bin) vm_only+=" $1" ;; esac
       vm_common_option "$@"
       [ "$vm_used" -gt 0 ] || vm_die "unknown argument: $1 (see --help)"
       shift "$vm_used"
       ;;
   esac
 done
+if [ $native = 0 ] && { [ ${#native_args[@]} -gt 0 ] || [ -n "$from_log" ]; }; then
+  vm_die "--disk, --paths, --selector, --force-write, --dry-run and --from-log go with --native"
+fi
+[ $native = 0 ] || [ -z "$vm_only" ] || vm_die "${vm_only# } only for the VM bench, not with --native"
 case $runtime in '' | *[!0-9]*) vm_die "--runtime takes whole seconds" ;; esac
 case $rounds in '' | *[!0-9]* | 0) vm_die "--rounds takes a whole number from 1" ;; esac
 case $idle in
@@ -85,46 +128,96 @@ for list in "$devices" "$workloads"; do
   dup=$(tr ',' '\n' <<<"$list" | grep . | sort | uniq -d | head -n 1)
   [ -z "$dup" ] || vm_die "'$dup' is listed twice (each device and workload runs once per boot)"
 done
-if [ $bins_given = 0 ]; then
+if [ $bins_given = 0 ] && [ $native = 0 ]; then
   mapfile -t bins < <(vm_default_bins)
 fi
 
-"$UBDM_ROOT/tools/vm/fetch.sh" --kernel "$UBDM_VM_KERNEL"
-mkdir -p "$UBDM_VM_WORK"
-initrd=$UBDM_VM_WORK/bench-initrd-$UBDM_VM_KERNEL.cpio.gz
-log=$UBDM_VM_WORK/bench-console-$UBDM_VM_KERNEL.log
-"$UBDM_ROOT/tools/vm/build-initramfs.sh" "$initrd" --bin ${bins[@]+"${bins[@]}"} --tests "$UBDM_ROOT/tests/e2e"
-
-ndev=$(tr ',' '\n' <<<"$devices" | grep -c .)
-nwl=$(tr ',' '\n' <<<"$workloads" | grep -c .)
-vm_timeout=$((rounds * ndev * nwl * (runtime + 10) + 180))
-vm_msg "bench: $rounds round(s) x $ndev device(s) x $nwl workload(s) x ${runtime}s, idle $idle (VM time limit ${vm_timeout}s)"
-
-# Keep fio's JSON off the terminal (it is in the log).
-bench_display() {
-  awk '/UBDM-BENCH-BEGIN/ { skip = 1; sub(/UBDM-BENCH-BEGIN/, "[bench] done:"); print; fflush(); next }
-       /UBDM-BENCH-END/ { skip = 0; next }
-       !skip { print; fflush() }'
+# native_bin NAME: the binary to use natively: from --bin, else the
+# release build's, else PATH's (native.sh says so if there is none).
+native_bin() {
+  local b
+  for b in ${bins[@]+"${bins[@]}"}; do
+    [ "$(basename "$b")" != "$1" ] || { readlink -f "$b"; return; }
+  done
+  [ $bins_given = 0 ] || vm_die "--bin names no $1"
+  if [ -x "$UBDM_ROOT/build/release/$1" ]; then
+    echo "$UBDM_ROOT/build/release/$1"
+  else
+    echo "$1"
+  fi
 }
-UBDM_VM_DISPLAY=bench_display
-rc=0
-vm_boot "$initrd" "$log" "$vm_timeout" \
-  "$idle_append ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_rounds=$rounds ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
-[ -z "$keep_log" ] || cp "$log" "$keep_log"
 
-if [ -n "$plot_out" ] && [ -z "$json_out" ]; then
-  json_out=$UBDM_VM_WORK/bench-$UBDM_VM_KERNEL.json
+rc=0
+if [ $native = 1 ]; then
+  # The table comes from python3: find out before an hour of fio, not after.
+  [ $dry_run = 1 ] || command -v python3 >/dev/null 2>&1 ||
+    vm_die "python3 is needed to read fio's results (tests/e2e/bench/native.sh runs without it and prints fio's JSON)"
+  if [ -n "$from_log" ]; then
+    [ -r "$from_log" ] || vm_die "cannot read $from_log"
+    log=$from_log
+  else
+    work=${UBDM_BENCH_WORK:-$UBDM_ROOT/build/bench}
+    mkdir -p "$work"
+    log=$work/native.log
+    [ -z "$native_kinds" ] || native_args+=(--devices "$native_kinds")
+    # stdout (markers and fio's JSON) to the log; the plan, refusals and
+    # progress on stderr, to the terminal. native.sh cleans up after itself
+    # on any exit; a Ctrl-C reaches it (and fio) as well as this script,
+    # which waits for it and then prints what was measured.
+    ubdmd_bin=$(native_bin ubdmd)
+    ubdmsetup_bin=$(native_bin ubdmsetup)
+    UBDMD=$ubdmd_bin UBDMSETUP=$ubdmsetup_bin \
+      sh "$UBDM_ROOT/tests/e2e/bench/native.sh" ${native_args[@]+"${native_args[@]}"} \
+      --runtime "$runtime" --rounds "$rounds" --workloads "$workloads" >"$log" || rc=$?
+    # 2: usage, 3: refused or not runnable (it said why; nothing was run).
+    case $rc in 2 | 3) exit "$rc" ;; esac
+    [ $dry_run = 0 ] || exit "$rc"
+    [ -z "$keep_log" ] || cp "$log" "$keep_log"
+  fi
+  [ -z "$plot_out" ] || [ -n "$json_out" ] || json_out=$(dirname "$log")/bench-native.json
+  runner=native
+else
+  "$UBDM_ROOT/tools/vm/fetch.sh" --kernel "$UBDM_VM_KERNEL"
+  mkdir -p "$UBDM_VM_WORK"
+  initrd=$UBDM_VM_WORK/bench-initrd-$UBDM_VM_KERNEL.cpio.gz
+  log=$UBDM_VM_WORK/bench-console-$UBDM_VM_KERNEL.log
+  "$UBDM_ROOT/tools/vm/build-initramfs.sh" "$initrd" --bin ${bins[@]+"${bins[@]}"} --tests "$UBDM_ROOT/tests/e2e"
+
+  ndev=$(tr ',' '\n' <<<"$devices" | grep -c .)
+  nwl=$(tr ',' '\n' <<<"$workloads" | grep -c .)
+  vm_timeout=$((rounds * ndev * nwl * (runtime + 10) + 180))
+  vm_msg "bench: $rounds round(s) x $ndev device(s) x $nwl workload(s) x ${runtime}s, idle $idle (VM time limit ${vm_timeout}s)"
+
+  # Keep fio's JSON off the terminal (it is in the log).
+  # shellcheck disable=SC2317 # called through UBDM_VM_DISPLAY
+  bench_display() {
+    awk '/UBDM-BENCH-BEGIN/ { skip = 1; sub(/UBDM-BENCH-BEGIN/, "[bench] done:"); print; fflush(); next }
+         /UBDM-BENCH-END/ { skip = 0; next }
+         !skip { print; fflush() }'
+  }
+  UBDM_VM_DISPLAY=bench_display
+  vm_boot "$initrd" "$log" "$vm_timeout" \
+    "$idle_append ubdm.run=/tests/bench/bench.sh ubdm.bench_runtime=$runtime ubdm.bench_rounds=$rounds ubdm.bench_devices=$devices ubdm.bench_workloads=$workloads" || rc=$?
+  [ -z "$keep_log" ] || cp "$log" "$keep_log"
+
+  if [ -n "$plot_out" ] && [ -z "$json_out" ]; then
+    json_out=$UBDM_VM_WORK/bench-$UBDM_VM_KERNEL.json
+  fi
+  runner=vm
 fi
 parse_rc=0
-python3 - "$log" "$rc" "$json_out" "$idle" <<'PY' || parse_rc=$?
+python3 - "$log" "$rc" "$json_out" "$idle" "$runner" <<'PY' || parse_rc=$?
 import json, re, sys
 
 log_path, boot_rc, json_out, idle = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+# "vm": a console log of the VM; "native": native.sh's output on this host.
+runner = sys.argv[5]
 lines = open(log_path, encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
 
 # runs[(device, workload)]: one result per round (None: that run failed).
 runs, order, base, notes = {}, [], {}, []
 kernel = ""
+native, disks = None, []
 done = False
 rnd = 1
 def record(key, result):
@@ -138,6 +231,14 @@ while i < len(lines):
     m = re.search(r"UBDM-VM: up \S+, kernel (\S+),", line)
     if m:
         kernel = m.group(1)
+    m = re.search(r"UBDM-BENCH-NATIVE kernel=(\S+) mode=(\S+) selector=(\S+) force_write=(\d)", line)
+    if m:
+        kernel = m.group(1)
+        native = {"setup": m.group(2), "selector": m.group(3), "force_write": m.group(4) == "1"}
+    m = re.search(r"UBDM-BENCH-DISK (\S+) sectors=(\d+) written=(\S+) wwid=(\S+) model=(.*)", line)
+    if m:
+        disks.append({"node": m.group(1), "sectors": int(m.group(2)), "written": m.group(3) == "yes",
+                      "wwid": None if m.group(4) == "-" else m.group(4), "model": m.group(5).strip()})
     m = re.search(r"UBDM-BENCH-ROUND (\d+)", line)
     if m:
         rnd = int(m.group(1))
@@ -244,25 +345,44 @@ if not rows:
     ok = False
 if any(results.get(k) is None for k in order):
     ok = False
-if boot_rc in (124, 137):
-    notes.append("the VM timed out")
-    ok = False
-elif boot_rc != 0:
-    notes.append(f"qemu exited with status {boot_rc}")
-    ok = False
-if not done:
-    notes.append("the guest did not report completion (no UBDM-BENCH-DONE)")
-    ok = False
+if runner == "native":
+    if boot_rc in (130, 143):
+        notes.append("interrupted: the table has what was measured before")
+        ok = False
+    elif boot_rc != 0:
+        notes.append(f"the native bench exited with status {boot_rc}")
+        ok = False
+    if not done:
+        notes.append("the native bench did not report completion (no UBDM-BENCH-DONE)")
+        ok = False
+else:
+    if boot_rc in (124, 137):
+        notes.append("the VM timed out")
+        ok = False
+    elif boot_rc != 0:
+        notes.append(f"qemu exited with status {boot_rc}")
+        ok = False
+    if not done:
+        notes.append("the guest did not report completion (no UBDM-BENCH-DONE)")
+        ok = False
 for n in notes:
     print("note:", n)
 if json_out:
     # One object per device and workload, with the kernel, the guest's idle
     # mode, its base, the median figures and ratio, the ratio's range and
     # each round's figures (tools/bench/plot.py draws these).
-    out = [dict(results[k], kernel=kernel, idle=idle, base=base.get(k[0], k[0])) for k in order if results.get(k)]
+    if runner == "native":
+        # Natively: the host's kernel, the mode and the disks instead of
+        # the guest's idle mode.
+        extra = {"mode": "native", "setup": (native or {}).get("setup"),
+                 "selector": (native or {}).get("selector"),
+                 "force_write": (native or {}).get("force_write"), "disks": disks}
+    else:
+        extra = {"idle": idle}
+    out = [dict(results[k], kernel=kernel, **extra, base=base.get(k[0], k[0])) for k in order if results.get(k)]
     with open(json_out, "w") as f:
         json.dump(out, f, indent=2)
-print(f"console log: {log_path}")
+print(f"{'log' if runner == 'native' else 'console log'}: {log_path}")
 sys.exit(0 if ok else 1)
 PY
 if [ -n "$plot_out" ]; then
@@ -276,4 +396,6 @@ if [ -n "$plot_out" ]; then
   fi
   /usr/bin/python3 "$UBDM_ROOT/tools/bench/plot.py" "$plot_out" "$json_out"
 fi
+# A native run stopped by Ctrl-C or SIGTERM ends as such.
+if [ $native = 1 ] && { [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ]; }; then exit "$rc"; fi
 exit "$parse_rc"

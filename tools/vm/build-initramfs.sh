@@ -48,7 +48,9 @@ if ldd "$busybox" >/dev/null 2>&1; then
 fi
 
 # Host tools packed into the guest: name -> where they are looked up.
-host_tools=(fio mke2fs e2fsck dumpe2fs resize2fs dmsetup blockdev blkdiscard lsblk losetup)
+# blkid and wipefs (util-linux's, not busybox's): the native bench probes
+# disks for filesystems and partition tables with them.
+host_tools=(fio mke2fs e2fsck dumpe2fs resize2fs dmsetup blockdev blkdiscard lsblk losetup blkid wipefs)
 host_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/ubdm-initramfs.XXXXXX")

@@ -63,6 +63,8 @@ struct Args {
   std::string name;
   std::string file;
   std::vector<std::string> tables;
+  std::optional<std::string> table_text;  // the table itself (create --concise)
+  bool notable = false;                   // create -n: refused
   std::string queues;
   std::string depth;
   std::string poll_usec;
@@ -166,6 +168,9 @@ std::string read_stream(std::istream& in, const std::string& what) {
 
 // The table of create/load: from --table options, FILE, or stdin.
 std::string read_table(const Args& a) {
+  if (a.table_text) {
+    return *a.table_text;
+  }
   if (!a.tables.empty()) {
     if (!a.file.empty()) {
       throw UsageError("give the table either as FILE or with --table, not both");
@@ -192,6 +197,65 @@ std::string read_table(const Args& a) {
     throw Error(err, fmt::format("cannot open table file {}: {}", a.file, errno_string(err)));
   }
   return read_stream(in, a.file);
+}
+
+// One device of `create --concise`: name,uuid,minor,flags,table[,table]...
+struct ConciseDevice {
+  std::string name;
+  std::string uuid;
+  bool read_only = false;
+  std::string table;  // the lines, newline-separated
+};
+
+// dmsetup's concise format: devices separated by ';', fields by ',', and a
+// backslash takes the next character as it is. Every device is checked
+// before any is made, so a bad specification changes nothing.
+std::vector<ConciseDevice> parse_concise(const std::string& spec) {
+  std::vector<std::vector<std::string>> devices(1, std::vector<std::string>(1));
+  for (std::size_t i = 0; i < spec.size(); ++i) {
+    const char c = spec[i];
+    if (c == '\\' && i + 1 < spec.size()) {
+      devices.back().back() += spec[++i];
+    } else if (c == ',') {
+      devices.back().emplace_back();
+    } else if (c == ';') {
+      devices.emplace_back(1);
+    } else if (c != '\n' || i + 1 != spec.size()) {  // a final newline (stdin) is not part of it
+      devices.back().back() += c;
+    }
+  }
+  std::vector<ConciseDevice> out;
+  for (std::size_t n = 0; n < devices.size(); ++n) {
+    const auto& f = devices[n];
+    const std::string where = fmt::format("concise device {}", n + 1);
+    if (f.size() < 5) {
+      throw UsageError(fmt::format("{}: expected name,uuid,minor,flags,table[,table]..., got {} field(s)", where,
+                                   f.size()));
+    }
+    ConciseDevice d;
+    d.name = f[0];
+    if (d.name.empty()) {
+      throw UsageError(fmt::format("{}: the name is empty", where));
+    }
+    d.uuid = f[1];
+    if (!f[2].empty()) {
+      throw UsageError(fmt::format("{} ({}): minor {} cannot be chosen: ublk numbers its disks (leave the field "
+                                   "empty)",
+                                   where, d.name, f[2]));
+    }
+    if (f[3] != "" && f[3] != "rw" && f[3] != "ro") {
+      throw UsageError(fmt::format("{} ({}): flags must be rw, ro or empty, not '{}'", where, d.name, f[3]));
+    }
+    d.read_only = f[3] == "ro";
+    for (std::size_t i = 4; i < f.size(); ++i) {
+      if (f[i].empty()) {
+        throw UsageError(fmt::format("{} ({}): table line {} is empty", where, d.name, i - 3));
+      }
+      d.table += f[i] + "\n";
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 // The request for `verb`, after local validation of its arguments.
@@ -365,6 +429,57 @@ std::optional<ReportLayout> report_layout(const std::string& verb, Args& a,
 // which takes both) the device's name is not on the line, so the words
 // CLI11 put in NAME and after it belong one place further left, as dmsetup
 // reads them: `message -u UUID 0 fail_path 8:0`.
+// create --concise: every device of the specification, in order; if one
+// fails, those made before it are removed again, so it makes all or none.
+int create_concise(control::ControlClient& client, const Args& a, const std::map<std::string, CLI::Option*>& opts) {
+  if (!a.file.empty() || !a.tables.empty() || !a.uuid.empty() || a.read_only) {
+    throw UsageError("--concise: the specification carries each device's name, UUID, flags and table; give no "
+                     "FILE, --table, -u or -r");
+  }
+  std::string spec = a.name;
+  if (spec.empty()) {
+    if (::isatty(STDIN_FILENO) == 1) {
+      throw UsageError("--concise: no specification given: pass it, or pipe it on stdin");
+    }
+    spec = read_stream(std::cin, "stdin");
+  }
+  const std::vector<ConciseDevice> devices = parse_concise(spec);
+  std::set<std::string> names;
+  for (const ConciseDevice& d : devices) {
+    if (!names.insert(d.name).second) {
+      throw UsageError(fmt::format("--concise: {} is specified twice", d.name));
+    }
+  }
+  std::vector<std::string> made;
+  for (const ConciseDevice& d : devices) {
+    Args one = a;
+    one.concise = false;
+    one.name = d.name;
+    one.uuid = d.uuid;
+    one.read_only = d.read_only;
+    one.table_text = d.table;
+    try {
+      client.call(build_request("create", one, opts));
+      made.push_back(d.name);
+    } catch (const std::exception& e) {
+      std::string undone;
+      for (auto it = made.rbegin(); it != made.rend(); ++it) {
+        try {
+          client.call({{"op", "remove"}, {"name", *it}});
+          undone += (undone.empty() ? "" : ", ") + *it;
+        } catch (const std::exception& re) {
+          report("remove", *it, re.what(), kExitFailed);
+        }
+      }
+      return report("create", d.name,
+                    undone.empty() ? std::string(e.what())
+                                   : fmt::format("{} (removed again what this command made: {})", e.what(), undone),
+                    kExitFailed);
+    }
+  }
+  return kExitOk;
+}
+
 int name_or_uuid(const std::string& verb, Args& a, bool uuid_given, bool needs_name) {
   const auto usage = [&](const std::string& what) {
     return report(verb, a.name, fmt::format("{} (see ubdmsetup {} --help)", what, verb), kExitUsage);
@@ -599,6 +714,13 @@ int run(int argc, char** argv) {
   create->add_flag("--copy", a.copy,
                    "copy data through ubdm's buffers even where the kernel offers zero copy (UBLK_F_AUTO_BUF_REG)");
 
+  create->add_flag("-n,--notable", a.notable,
+                   "refused: a ublk disk is made with its size, so ubdm creates a device with its table");
+  create->add_flag("--concise", a.concise,
+                   "NAME is a concise specification of one or more devices, as dmsetup's: "
+                   "name,uuid,minor,flags,table[,table]...[;name,...] (minor must be empty; flags rw or ro; "
+                   "stdin if not given); all are made, or none");
+
   auto* load = add_verb("load");
   load->alias("reload");
   name_arg(load, true);
@@ -722,6 +844,13 @@ int run(int argc, char** argv) {
   }
   control::ControlClient client(a.socket);
   try {
+    if (verb == "create" && a.notable) {
+      throw UsageError("-n/--notable is not supported: a ublk disk is made with its size, so give the table at "
+                       "create (the device can take another one with load and resume)");
+    }
+    if (verb == "create" && a.concise) {
+      return create_concise(client, a, opts);
+    }
     if (const int rc = name_or_uuid(verb, a, opts.at("uuid")->count() > 0, needs_name.count(verb) > 0);
         rc != kExitOk) {
       return rc;

@@ -113,6 +113,18 @@ for dev in /dev/mapper/cmpro /dev/ubdm/cmpro; do
 done
 same remove cmpro
 
+# create --concise: two devices from one line, with escapes (the minor field
+# stays empty: ublk numbers its disks), then each compared.
+same --noudevsync create --concise 'cc1,,,rw,0 32 zero,32 32 error;cc\,2,CC-2,,ro,0 16 zero'
+on_exit dm_cleanup cc1
+on_exit dm_cleanup 'cc,2'
+both table --concise cc1
+expect_eq "$UB_RC:$(minor "$UB_OUT")" "$DM_RC:$(minor "$DM_OUT")" "create --concise, then table --concise"
+same info -c --noheadings -o name,uuid,attr,segments 'cc,2'
+same table 'cc,2'
+same remove cc1
+same remove 'cc,2'
+
 # The UUID outlives a restart of ubdmd.
 restart_ubdmd
 same info -c --noheadings -o name,uuid cmp

@@ -167,6 +167,13 @@ class ControlCliTest : public ::testing::Test {
       }
       return json::object();
     }
+    // create --concise's devices: c* are made and removed, "fails" is refused.
+    if (op == "create" && name == "fails") {
+      throw Error(EINVAL, "table line 1: unknown target type 'bogus'");
+    }
+    if ((op == "create" || op == "remove") && name.rfind('c', 0) == 0) {
+      return op == "create" ? json{{"device", device(name)}} : json::object();
+    }
     if (!name.empty() && name != "mp0") {
       throw Error(ENXIO, "no such device");  // as ubdmd says it
     }
@@ -289,6 +296,59 @@ TEST_F(ControlCliTest, StatsPrintsATableJsonOrPrometheusText) {
   r = run_cli(with_socket({"--json", "stats"}));
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["devices"][0]["io"]["ops"]["read"]["ios"], 3);
+}
+
+TEST_F(ControlCliTest, CreateConciseMakesEveryDeviceOfTheSpecification) {
+  const std::size_t before = request_count();
+  const auto r = run_cli(with_socket(
+      {"create", "--concise", "c1,U-1,,rw,0 8 zero,8 8 error;c\\,2,,,ro,0 8 linear /dev/x\\;y 0"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::lock_guard lock(mu);
+  ASSERT_EQ(requests.size(), before + 2);
+  EXPECT_EQ(requests[before], (json{{"v", 1}, {"op", "create"}, {"name", "c1"}, {"table", "0 8 zero\n8 8 error\n"},
+                                    {"uuid", "U-1"}}));
+  EXPECT_EQ(requests[before + 1], (json{{"v", 1}, {"op", "create"}, {"name", "c,2"},
+                                        {"table", "0 8 linear /dev/x;y 0\n"}, {"read_only", true}}));
+}
+
+TEST_F(ControlCliTest, CreateConciseMakesAllOrNone) {
+  std::size_t before = request_count();
+  auto r = run_cli(with_socket({"create", "--concise", "c1,,,,0 8 zero;c2,,,,0 8 zero;fails,,,,0 8 bogus"}));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "ubdmsetup: create fails: table line 1: unknown target type 'bogus' (removed again what this command "
+            "made: c2, c1)\n");
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(requests.size(), before + 5);
+    EXPECT_EQ(requests[before + 3], (json{{"v", 1}, {"op", "remove"}, {"name", "c2"}}));
+    EXPECT_EQ(requests[before + 4], (json{{"v", 1}, {"op", "remove"}, {"name", "c1"}}));
+  }
+  // A bad specification is refused before anything is made.
+  before = request_count();
+  for (const char* spec : {"c1,,,rw", "c1,,7,rw,0 8 zero", "c1,,,rx,0 8 zero", ",,,,0 8 zero", "c1,,,,0 8 zero;c1,,,,0 8 zero"}) {
+    r = run_cli(with_socket({"create", "--concise", spec}));
+    EXPECT_EQ(r.code, 2) << spec << ": " << r.err;
+  }
+  EXPECT_EQ(request_count(), before);
+  r = run_cli(with_socket({"create", "--concise", "c1,,7,rw,0 8 zero"}));
+  EXPECT_NE(r.err.find("minor 7 cannot be chosen: ublk numbers its disks"), std::string::npos) << r.err;
+  r = run_cli(with_socket({"create", "--concise", "c1,,,,0 8 zero"}), RunOptions{"c3,,,,0 8 zero\n", false, {}});
+  EXPECT_EQ(r.code, 0) << "the positional wins over stdin: " << r.err;
+  r = run_cli(with_socket({"create", "--concise"}), RunOptions{"c3,,,,0 8 zero\n", false, {}});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request()["name"], "c3");
+  EXPECT_EQ(last_request()["table"], "0 8 zero\n");
+}
+
+TEST_F(ControlCliTest, CreateWithoutATableIsRefusedWithTheReason) {
+  const std::size_t before = request_count();
+  const auto r = run_cli(with_socket({"create", "-n", "c1"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("-n/--notable is not supported: a ublk disk is made with its size"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(request_count(), before);
 }
 
 // dmsetup's `stats list` is about dm-stats regions, not a device "list".

@@ -3,6 +3,8 @@
 #include "cli/format.hpp"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <cstdint>
 #include <vector>
 #include <string>
@@ -345,6 +347,80 @@ std::string format_stats(const nlohmann::json& reply) {
     }
   }
   return out;
+}
+
+namespace {
+
+struct TreeNode {
+  std::string label;                 // "name (M:m)", or " (M:m)" for a device ubdm does not serve
+  std::vector<std::string> children; // keys into the node map, in the kernel's order
+};
+
+// One line per node below `key`, as dmsetup draws its ASCII tree: each
+// level adds " " and then, for the levels above, "| " while that level has
+// more to come ("  " once it has not), and for the node itself "|-" or
+// "`-" for the last child.
+void draw(const std::map<std::string, TreeNode>& nodes, const std::string& key, std::string& prefix,
+          bool last, int depth, std::string& out) {
+  const TreeNode& n = nodes.at(key);
+  if (depth == 0) {
+    out += n.label + "\n";
+  } else {
+    out += prefix + " " + (last ? "`-" : "|-") + n.label + "\n";
+  }
+  if (depth > 64) {
+    return;  // a loop would need a device built over itself; never draw one forever
+  }
+  const std::size_t keep = prefix.size();
+  if (depth > 0) {
+    prefix += last ? "   " : " | ";
+  }
+  for (std::size_t i = 0; i < n.children.size(); ++i) {
+    draw(nodes, n.children[i], prefix, i + 1 == n.children.size(), depth + 1, out);
+  }
+  prefix.resize(keep);
+}
+
+}  // namespace
+
+std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name) {
+  const auto devno = [](const nlohmann::json& d) {
+    return fmt::format("{}:{}", d.at("major").get<std::uint32_t>(), d.at("minor").get<std::uint32_t>());
+  };
+  std::map<std::string, TreeNode> nodes;    // by "M:m" (or a file's path)
+  std::map<std::string, std::string> roots;  // name -> key, in name order
+  std::set<std::string> used;
+  for (const auto& d : ls_reply.at("devices")) {
+    const std::string name = d.at("name").get<std::string>();
+    const std::string key = devno(d);
+    nodes[key].label = fmt::format("{} ({})", name, key);
+    roots.emplace(name, key);
+  }
+  for (const auto& d : ls_reply.at("devices")) {
+    const std::string name = d.at("name").get<std::string>();
+    const auto deps = deps_by_name.find(name);
+    if (deps == deps_by_name.end()) {
+      continue;
+    }
+    for (const auto& dep : deps->at("deps")) {
+      const std::string path = dep.value("path", std::string());
+      const bool file = dep.at("major").get<std::uint32_t>() == 0 && dep.at("minor").get<std::uint32_t>() == 0;
+      const std::string key = file && !path.empty() ? path : devno(dep);
+      if (nodes.count(key) == 0) {
+        nodes[key].label = fmt::format(" ({})", key);
+      }
+      nodes[devno(d)].children.push_back(key);
+      used.insert(key);
+    }
+  }
+  std::string out;
+  for (const auto& [name, key] : roots) {
+    if (used.count(key) == 0) {
+      std::string prefix;
+      draw(nodes, key, prefix, true, 0, out);
+    }
+  }
+  return out.empty() ? std::string(kNoDevices) : out;
 }
 
 }  // namespace ubdm::cli

@@ -59,6 +59,12 @@ std::string format_message_reply(const nlohmann::json& reply);
 // I/Os in flight and sent, selector info), aligned in columns.
 std::string format_paths(const nlohmann::json& reply);
 
+// `ls --tree`: each device that no other ubdm device is built over, with the
+// devices under it drawn as dmsetup's ASCII tree; a device ubdm does not
+// serve is a leaf shown by its numbers. `deps_by_name` maps each device's
+// name to its `deps` answer, in the kernel's order.
+std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name);
+
 // `stats`: per device a summary line (state, size, event_nr, queued and
 // pushed-back I/O, requeues), one line per operation (I/Os, bytes, errors,
 // in flight, mean latency and the histogram's p50 and p99 bounds in us),

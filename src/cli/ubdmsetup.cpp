@@ -65,6 +65,7 @@ struct Args {
   std::vector<std::string> tables;
   std::optional<std::string> table_text;  // the table itself (create --concise)
   bool notable = false;                   // create -n: refused
+  bool tree = false;                      // ls --tree
   std::string queues;
   std::string depth;
   std::string poll_usec;
@@ -557,6 +558,37 @@ int run_command(const std::vector<std::string>& argv) {
 // `ls --target TYPE` and `ls --exec CMD`: the devices (with a target of that
 // type), listed as dmsetup does, or CMD run for each with the device's path
 // appended, /dev/ubdm/NAME (else its /dev/ublkbN). Fails if a CMD does.
+// ls --tree: every device with what it is built over. dmsetup's -o for the
+// tree takes drawing options; the default ones (ascii, device) are all
+// there is here.
+int list_tree(control::ControlClient& client, const Args& a) {
+  if (!a.target.empty() || !a.exec.empty()) {
+    throw UsageError("--tree does not go with --target or --exec");
+  }
+  std::istringstream opts(a.report.fields);
+  for (std::string o; std::getline(opts, o, ',');) {
+    if (!o.empty() && o != "ascii" && o != "device") {
+      throw UsageError(fmt::format("ls --tree -o {} is not supported: ubdmsetup draws dmsetup's default tree "
+                                   "(-o ascii,device)",
+                                   o));
+    }
+  }
+  const nlohmann::json ls = client.call({{"op", "ls"}});
+  nlohmann::json deps = nlohmann::json::object();
+  for (const auto& d : ls.at("devices")) {
+    const std::string name = d.at("name").get<std::string>();
+    try {
+      deps[name] = client.call({{"op", "deps"}, {"name", name}});
+    } catch (const Error& e) {
+      if (e.code() != ENXIO) {  // removed since ls: left out
+        throw;
+      }
+    }
+  }
+  emit(format_ls_tree(ls, deps));
+  return kExitOk;
+}
+
 int list_devices(control::ControlClient& client, const Args& a) {
   nlohmann::json ls = client.call({{"op", "ls"}});
   if (!a.target.empty()) {
@@ -768,6 +800,7 @@ int run(int argc, char** argv) {
   auto* ls = add_verb("ls");
   ls->add_option("--target", a.target, "only devices with a target of this type: name\t(major, minor)")
       ->type_name("TYPE");
+  ls->add_flag("--tree", a.tree, "each device with the devices it is built over, as dmsetup's tree (ASCII)");
   ls->add_option("--exec", a.exec, "run CMD DEVICE for each device (CMD split at spaces, no shell)")
       ->type_name("CMD");
   name_arg(add_verb("mknodes"), false);
@@ -882,6 +915,9 @@ int run(int argc, char** argv) {
       return kExitOk;
     }
 
+    if (verb == "ls" && a.tree) {
+      return list_tree(client, a);
+    }
     if (verb == "ls" && (!a.target.empty() || !a.exec.empty())) {
       return list_devices(client, a);
     }

@@ -556,7 +556,11 @@ json DeviceManager::do_mknodes(const Call&, Managed& d) {
 json DeviceManager::do_deps(const Call&, Managed& d) {
   json deps = json::array();
   if (const TablePtr t = d.mapped->live_table()) {
-    for (const BlockDevice* dev : t->devices()) {
+    // In the kernel's order, which dmsetup prints (deps, ls --tree): dm adds
+    // each device to the head of the table's list where it is first named.
+    const std::vector<const BlockDevice*> devs = t->devices();
+    for (auto it = devs.rbegin(); it != devs.rend(); ++it) {
+      const BlockDevice* dev = *it;
       deps.push_back({{"major", major(dev->rdev())}, {"minor", minor(dev->rdev())}, {"path", dev->path()}});
     }
   }

@@ -113,6 +113,29 @@ for dev in /dev/mapper/cmpro /dev/ubdm/cmpro; do
 done
 same remove cmpro
 
+# deps and ls --tree over two disks and a device stacked on two others,
+# the device numbers masked. dm and ubdm both claim the disks, so each
+# side's maps are made, read and removed in turn.
+# shellcheck disable=SC2046
+set -- $(scsi_debug_paths)
+t1=$1 t2=$2
+tree_side() { # TOOL DIR: the maps, then TOOL's deps and ls --tree into $TEST_TMP/TOOL.*
+  $1 --noudevsync create tlina --table "0 1024 linear $t1 0" >/dev/null
+  $1 --noudevsync create tlinb --table "0 1024 linear $t1 2048
+1024 1024 linear $t2 0" >/dev/null
+  $1 --noudevsync create ttop --table "0 512 linear $2/tlina 0
+512 512 linear $2/tlinb 0" >/dev/null
+  $1 deps tlinb >"$TEST_TMP/$1.deps"
+  $1 ls --tree >"$TEST_TMP/$1.tree"
+  for d in ttop tlinb tlina; do $1 --noudevsync remove "$d"; done
+}
+tree_side ubdmsetup /dev/ubdm
+tree_side dmsetup /dev/mapper
+expect_eq "$(cat "$TEST_TMP/ubdmsetup.deps")" "$(cat "$TEST_TMP/dmsetup.deps")" "deps, in the kernel's order"
+devnos() { sed -E 's/\((25[0-9]):[0-9]+\)/(MAJ:MIN)/g' "$1"; }
+expect_eq "$(devnos "$TEST_TMP/ubdmsetup.tree")" "$(devnos "$TEST_TMP/dmsetup.tree")" "ls --tree"
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree")" " |  |- (" "ls --tree draws the second level"
+
 # create --concise: two devices from one line, with escapes (the minor field
 # stays empty: ublk numbers its disks), then each compared.
 same --noudevsync create --concise 'cc1,,,rw,0 32 zero,32 32 error;cc\,2,CC-2,,ro,0 16 zero'

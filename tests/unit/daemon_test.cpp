@@ -153,6 +153,21 @@ TEST_F(DaemonTest, RemoveRefusesASuspendedDeviceUnlessForced) {
   EXPECT_EQ(manager().device_count(), 0U);
 }
 
+// The kernel lists a table's devices most recently added first (each once,
+// where the table first names it); dmsetup's deps and ls --tree print them so.
+TEST_F(DaemonTest, DepsListTheDevicesInTheKernelsOrder) {
+  storage.add_disk("disk2", 8192);
+  call({{"op", "create"},
+        {"name", "d"},
+        {"table", "0 8 linear disk1 0\n8 8 linear disk0 0\n16 8 linear disk1 8\n24 8 linear disk2 0"}});
+  std::vector<std::string> paths;
+  const json answer = call({{"op", "deps"}, {"name", "d"}});
+  for (const json& dep : answer["deps"]) {
+    paths.push_back(dep["path"]);
+  }
+  EXPECT_EQ(paths, (std::vector<std::string>{"disk2", "disk0", "disk1"}));
+}
+
 TEST_F(DaemonTest, EveryVerbOnAMissingDeviceSaysSo) {
   for (const char* op : {"info", "table", "status", "deps", "clear", "suspend", "resume", "remove", "wait"}) {
     EXPECT_EQ(failure({{"op", op}, {"name", "nosuch"}}), std::make_pair(ENXIO, std::string("no such device")))

@@ -125,6 +125,33 @@ TEST(FormatTest, TableWithoutDevices) {
   EXPECT_EQ(format_lines(json{{"devices", json::array()}}, true), "No devices found\n");
 }
 
+// The shape dmsetup draws (seen in the VM): roots by name, children in the
+// kernel's deps order, leaves by their numbers.
+TEST(FormatTest, LsTreeDrawsWhatEachDeviceIsBuiltOver) {
+  const auto dev = [](const char* name, int minor) {
+    return json{{"name", name}, {"major", 259}, {"minor", minor}, {"blockdev", ""}};
+  };
+  const auto dep = [](int major, int minor) { return json{{"major", major}, {"minor", minor}, {"path", ""}}; };
+  const json ls{{"devices", {dev("lina", 0), dev("linb", 1), dev("solo", 3), dev("top", 2)}}};
+  const json deps{{"lina", {{"deps", {dep(8, 0)}}}},
+                  {"linb", {{"deps", {dep(8, 16), dep(8, 0)}}}},
+                  {"solo", {{"deps", json::array()}}},
+                  {"top", {{"deps", {dep(259, 1), dep(259, 0)}}}}};
+  EXPECT_EQ(format_ls_tree(ls, deps),
+            "solo (259:3)\n"
+            "top (259:2)\n"
+            " |-linb (259:1)\n"
+            " |  |- (8:16)\n"
+            " |  `- (8:0)\n"
+            " `-lina (259:0)\n"
+            "    `- (8:0)\n");
+  EXPECT_EQ(format_ls_tree(json{{"devices", json::array()}}, json::object()), "No devices found\n");
+  // A file-backed path shows its name.
+  const json file{{"devices", {dev("f", 5)}}};
+  EXPECT_EQ(format_ls_tree(file, json{{"f", {{"deps", {{{"major", 0}, {"minor", 0}, {"path", "/var/d.img"}}}}}}}),
+            "f (259:5)\n `- (/var/d.img)\n");
+}
+
 TEST(FormatTest, Ls) {
   const json reply{{"devices",
                     {{{"name", "mp0"}, {"major", 259}, {"minor", 0}, {"blockdev", "/dev/ublkb0"}},

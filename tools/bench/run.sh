@@ -345,26 +345,19 @@ if not rows:
     ok = False
 if any(results.get(k) is None for k in order):
     ok = False
-if runner == "native":
-    if boot_rc in (130, 143):
-        notes.append("interrupted: the table has what was measured before")
-        ok = False
-    elif boot_rc != 0:
-        notes.append(f"the native bench exited with status {boot_rc}")
-        ok = False
-    if not done:
-        notes.append("the native bench did not report completion (no UBDM-BENCH-DONE)")
-        ok = False
-else:
-    if boot_rc in (124, 137):
-        notes.append("the VM timed out")
-        ok = False
-    elif boot_rc != 0:
-        notes.append(f"qemu exited with status {boot_rc}")
-        ok = False
-    if not done:
-        notes.append("the guest did not report completion (no UBDM-BENCH-DONE)")
-        ok = False
+# How each runner's exit reads: the statuses that mean it was cut short,
+# what a cut or another failure says, and who did not report completion.
+cut, cut_note, failed, who = {
+    "native": ((130, 143), "interrupted: the table has what was measured before",
+               "the native bench exited with status {}", "the native bench"),
+    "vm": ((124, 137), "the VM timed out", "qemu exited with status {}", "the guest"),
+}[runner]
+if boot_rc != 0:
+    notes.append(cut_note if boot_rc in cut else failed.format(boot_rc))
+    ok = False
+if not done:
+    notes.append(f"{who} did not report completion (no UBDM-BENCH-DONE)")
+    ok = False
 for n in notes:
     print("note:", n)
 if json_out:

@@ -152,6 +152,43 @@ TEST_F(IoStatsTest, PushedBackCountsWhatANoflushSuspendHolds) {
   EXPECT_EQ(dev->io_stats().pushbacks, 1U) << "the total stays";
 }
 
+// The control plane reads while the queue thread counts (TSan checks that
+// nothing but the counters' atomics is shared): figures only grow, and the
+// last read agrees with what was done.
+TEST_F(IoStatsTest, AnotherThreadReadsTheFiguresWhileIoRuns) {
+  start("s", "0 4096 linear disk0 0");
+  std::atomic<bool> done{false};
+  std::uint64_t reads = 0;
+  bool shrank = false;
+  std::thread reader([&] {
+    std::uint64_t last = 0;
+    while (!done) {
+      const IoTotals t = dev->io_stats();
+      const std::uint64_t now = op(t, Op::kRead).completed;
+      shrank = shrank || now < last;
+      last = now;
+      (void)metrics::io_totals_json(t).dump();
+      ++reads;
+    }
+  });
+  std::vector<std::byte> buf(4096);
+  constexpr int kIos = 3000;
+  for (int i = 0; i < kIos; ++i) {
+    ASSERT_EQ(fe->read(static_cast<sector_t>(i % 512) * 8, 8, buf.data()), 0);
+  }
+  done = true;
+  reader.join();
+  EXPECT_FALSE(shrank) << "a completed count went down";
+  EXPECT_GT(reads, 0U);
+  const IoTotals t = dev->io_stats();
+  EXPECT_EQ(op(t, Op::kRead).completed, static_cast<std::uint64_t>(kIos));
+  std::uint64_t timed = 0;
+  for (const std::uint64_t c : op(t, Op::kRead).latency) {
+    timed += c;
+  }
+  EXPECT_EQ(timed, static_cast<std::uint64_t>(kIos)) << "every I/O in one bucket";
+}
+
 // --- histogram arithmetic ------------------------------------------------------
 
 TEST(LatencyBuckets, BoundsAreAtMostPowersOfTwoMicroseconds) {

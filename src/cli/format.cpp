@@ -3,14 +3,16 @@
 #include "cli/format.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
-#include <cstdint>
-#include <vector>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "metrics/device_stats.hpp"
 #include "ublk/abi.hpp"
@@ -352,7 +354,8 @@ std::string format_stats(const nlohmann::json& reply) {
 namespace {
 
 struct TreeNode {
-  std::string label;                 // "name (M:m)", or " (M:m)" for a device ubdm does not serve
+  std::string label;                 // what the line shows after the connector
+  bool shown = true;                 // false: a leaf with nothing to show (nodevice)
   std::vector<std::string> children; // keys into the node map, in the kernel's order
 };
 
@@ -363,6 +366,9 @@ struct TreeNode {
 void draw(const std::map<std::string, TreeNode>& nodes, const std::string& key, std::string& prefix,
           bool last, int depth, std::string& out) {
   const TreeNode& n = nodes.at(key);
+  if (!n.shown) {
+    return;
+  }
   if (depth == 0) {
     out += n.label + "\n";
   } else {
@@ -375,25 +381,102 @@ void draw(const std::map<std::string, TreeNode>& nodes, const std::string& key, 
   if (depth > 0) {
     prefix += last ? "   " : " | ";
   }
-  for (std::size_t i = 0; i < n.children.size(); ++i) {
-    draw(nodes, n.children[i], prefix, i + 1 == n.children.size(), depth + 1, out);
+  std::vector<const std::string*> shown;
+  for (const std::string& c : n.children) {
+    if (nodes.at(c).shown) {
+      shown.push_back(&c);
+    }
+  }
+  for (std::size_t i = 0; i < shown.size(); ++i) {
+    draw(nodes, *shown[i], prefix, i + 1 == shown.size(), depth + 1, out);
   }
   prefix.resize(keep);
 }
 
+std::string basename_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 }  // namespace
 
-std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name) {
+TreeOptions parse_tree_options(std::string_view list) {
+  TreeOptions o;
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', pos), list.size());
+    const std::string_view w = list.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (w.empty() || w == "ascii" || w == "notrunc") {
+      continue;
+    }
+    if (w == "device") {
+      o.device = true;
+    } else if (w == "nodevice") {
+      o.device = false;
+    } else if (w == "blkdevname") {
+      o.blkdevname = true;
+    } else if (w == "active") {
+      o.active = true;
+    } else if (w == "open") {
+      o.open = true;
+    } else if (w == "rw") {
+      o.rw = true;
+    } else if (w == "uuid") {
+      o.uuid = true;
+    } else {
+      throw std::invalid_argument(fmt::format(
+          "ls --tree -o {} is not supported (supported: device, nodevice, blkdevname, active, open, rw, uuid, "
+          "ascii, notrunc)",
+          w));
+    }
+  }
+  return o;
+}
+
+std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name,
+                           const nlohmann::json& info_reply, const TreeOptions& opts, const KernelName& kname) {
   const auto devno = [](const nlohmann::json& d) {
     return fmt::format("{}:{}", d.at("major").get<std::uint32_t>(), d.at("minor").get<std::uint32_t>());
   };
+  std::map<std::string, const nlohmann::json*> info;
+  for (const auto& d : info_reply.at("devices")) {
+    info[d.at("name").get<std::string>()] = &d;
+  }
   std::map<std::string, TreeNode> nodes;    // by "M:m" (or a file's path)
   std::map<std::string, std::string> roots;  // name -> key, in name order
   std::set<std::string> used;
   for (const auto& d : ls_reply.at("devices")) {
     const std::string name = d.at("name").get<std::string>();
     const std::string key = devno(d);
-    nodes[key].label = fmt::format("{} ({})", name, key);
+    std::string label = name;
+    if (opts.blkdevname) {
+      label += fmt::format(" <{}>", basename_of(d.value("blockdev", std::string())));
+    }
+    if (opts.device) {
+      label += fmt::format(" ({})", key);
+    }
+    // dmsetup's order: state, access, open count, UUID.
+    std::vector<std::string> attrs;
+    if (const auto it = info.find(name); it != info.end()) {
+      const nlohmann::json& i = *it->second;
+      if (opts.active) {
+        attrs.push_back(i.value("state", std::string()) == "ACTIVE" ? "ACTIVE" : "SUSPENDED");
+      }
+      if (opts.rw) {
+        attrs.push_back(i.value("read_only", false) ? "RO" : "RW");
+      }
+      if (opts.open) {
+        attrs.push_back(std::to_string(i.value("open_count", 0)));
+      }
+      if (opts.uuid) {
+        attrs.push_back(i.value("uuid", std::string()));
+      }
+    }
+    if (!attrs.empty()) {
+      label += " [" + fmt::format("{}", fmt::join(attrs, ", ")) + "]";
+    }
+    nodes[key].label = label;
     roots.emplace(name, key);
   }
   for (const auto& d : ls_reply.at("devices")) {
@@ -403,11 +486,19 @@ std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json&
       continue;
     }
     for (const auto& dep : deps->at("deps")) {
+      const auto major = dep.at("major").get<std::uint32_t>();
+      const auto minor = dep.at("minor").get<std::uint32_t>();
       const std::string path = dep.value("path", std::string());
-      const bool file = dep.at("major").get<std::uint32_t>() == 0 && dep.at("minor").get<std::uint32_t>() == 0;
-      const std::string key = file && !path.empty() ? path : devno(dep);
+      const bool file = major == 0 && minor == 0 && !path.empty();
+      const std::string key = file ? path : devno(dep);
       if (nodes.count(key) == 0) {
-        nodes[key].label = fmt::format(" ({})", key);
+        // Not a ubdm device: a leaf with no name, only what the options show.
+        TreeNode& leaf = nodes[key];
+        leaf.shown = opts.device;
+        if (opts.blkdevname && !file) {
+          leaf.label += fmt::format(" <{}>", kname ? kname(major, minor) : std::string());
+        }
+        leaf.label += fmt::format(" ({})", key);
       }
       nodes[devno(d)].children.push_back(key);
       used.insert(key);
@@ -421,6 +512,39 @@ std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json&
     }
   }
   return out.empty() ? std::string(kNoDevices) : out;
+}
+
+std::string format_ls_named(const nlohmann::json& reply, std::string_view options) {
+  bool blk = false;
+  bool devname = false;
+  std::size_t pos = 0;
+  while (pos <= options.size()) {
+    const std::size_t comma = std::min(options.find(',', pos), options.size());
+    const std::string_view w = options.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (w == "blkdevname") {
+      blk = true;
+    } else if (w == "devname") {
+      devname = true;
+    } else if (!w.empty() && w != "devno") {
+      throw std::invalid_argument(
+          fmt::format("ls -o {} is not supported (supported: devno, blkdevname, devname)", w));
+    }
+  }
+  const auto& devices = reply.at("devices");
+  if (devices.empty()) {
+    return kNoDevices;
+  }
+  std::string out;
+  for (const auto& d : devices) {
+    const std::string name = d.at("name").get<std::string>();
+    const std::string shown = devname ? name
+                              : blk   ? basename_of(d.value("blockdev", std::string()))
+                                      : fmt::format("{}:{}", d.at("major").get<std::uint32_t>(),
+                                                    d.at("minor").get<std::uint32_t>());
+    out += fmt::format("{}\t({})\n", name, shown);
+  }
+  return out;
 }
 
 }  // namespace ubdm::cli

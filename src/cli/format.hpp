@@ -4,6 +4,8 @@
 // unit-tested. A reply missing a field throws nlohmann::json::exception.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -59,11 +61,35 @@ std::string format_message_reply(const nlohmann::json& reply);
 // I/Os in flight and sent, selector info), aligned in columns.
 std::string format_paths(const nlohmann::json& reply);
 
+// What `ls --tree -o LIST` shows of each node, as dmsetup's options name it
+// (device/nodevice, blkdevname, active, open, rw, uuid; ascii and notrunc
+// change nothing here).
+struct TreeOptions {
+  bool device = true;
+  bool blkdevname = false;
+  bool active = false;
+  bool open = false;
+  bool rw = false;
+  bool uuid = false;
+};
+// Throws std::invalid_argument naming an option it does not support.
+TreeOptions parse_tree_options(std::string_view list);
+
+// The kernel name of a block device by number ("sda"), "" if unknown.
+using KernelName = std::function<std::string(std::uint32_t major, std::uint32_t minor)>;
+
 // `ls --tree`: each device that no other ubdm device is built over, with the
 // devices under it drawn as dmsetup's ASCII tree; a device ubdm does not
-// serve is a leaf shown by its numbers. `deps_by_name` maps each device's
-// name to its `deps` answer, in the kernel's order.
-std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name);
+// serve is a leaf shown by its numbers (and left out with nodevice).
+// `deps_by_name` maps each device's name to its `deps` answer, in the
+// kernel's order; `info_reply` is `info` of every device (for the
+// attributes).
+std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name,
+                           const nlohmann::json& info_reply, const TreeOptions& opts, const KernelName& kname);
+
+// `ls -o devno|blkdevname|devname`: the default numbers, the block device's
+// kernel name, or the device's own name in the brackets (devname wins).
+std::string format_ls_named(const nlohmann::json& reply, std::string_view options);
 
 // `stats`: per device a summary line (state, size, event_nr, queued and
 // pushed-back I/O, requeues), one line per operation (I/Os, bytes, errors,

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -565,15 +566,14 @@ int list_tree(control::ControlClient& client, const Args& a) {
   if (!a.target.empty() || !a.exec.empty()) {
     throw UsageError("--tree does not go with --target or --exec");
   }
-  std::istringstream opts(a.report.fields);
-  for (std::string o; std::getline(opts, o, ',');) {
-    if (!o.empty() && o != "ascii" && o != "device") {
-      throw UsageError(fmt::format("ls --tree -o {} is not supported: ubdmsetup draws dmsetup's default tree "
-                                   "(-o ascii,device)",
-                                   o));
-    }
+  TreeOptions topts;
+  try {
+    topts = parse_tree_options(a.report.fields);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
   }
   const nlohmann::json ls = client.call({{"op", "ls"}});
+  const nlohmann::json info = client.call({{"op", "info"}});
   nlohmann::json deps = nlohmann::json::object();
   for (const auto& d : ls.at("devices")) {
     const std::string name = d.at("name").get<std::string>();
@@ -585,7 +585,14 @@ int list_tree(control::ControlClient& client, const Args& a) {
       }
     }
   }
-  emit(format_ls_tree(ls, deps));
+  // The kernel's name of a disk ubdm does not serve, as sysfs has it.
+  const KernelName kname = [](std::uint32_t major, std::uint32_t minor) {
+    std::error_code ec;
+    const auto target =
+        std::filesystem::read_symlink(fmt::format("/sys/dev/block/{}:{}", major, minor), ec);
+    return ec ? std::string() : target.filename().string();
+  };
+  emit(format_ls_tree(ls, deps, info, topts, kname));
   return kExitOk;
 }
 
@@ -917,6 +924,17 @@ int run(int argc, char** argv) {
 
     if (verb == "ls" && a.tree) {
       return list_tree(client, a);
+    }
+    if (verb == "ls" && opts.at("fields")->count() > 0) {
+      if (!a.target.empty() || !a.exec.empty()) {
+        throw UsageError("ls -o does not go with --target or --exec");
+      }
+      try {
+        emit(format_ls_named(client.call({{"op", "ls"}}), a.report.fields));
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+      return kExitOk;
     }
     if (verb == "ls" && (!a.target.empty() || !a.exec.empty())) {
       return list_devices(client, a);

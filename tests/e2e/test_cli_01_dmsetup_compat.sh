@@ -120,20 +120,29 @@ same remove cmpro
 set -- $(scsi_debug_paths)
 t1=$1 t2=$2
 tree_side() { # TOOL DIR: the maps, then TOOL's deps and ls --tree into $TEST_TMP/TOOL.*
-  $1 --noudevsync create tlina --table "0 1024 linear $t1 0" >/dev/null
+  $1 --noudevsync create tlina --uuid U-TLINA --table "0 1024 linear $t1 0" >/dev/null
   $1 --noudevsync create tlinb --table "0 1024 linear $t1 2048
 1024 1024 linear $t2 0" >/dev/null
   $1 --noudevsync create ttop --table "0 512 linear $2/tlina 0
 512 512 linear $2/tlinb 0" >/dev/null
   $1 deps tlinb >"$TEST_TMP/$1.deps"
   $1 ls --tree >"$TEST_TMP/$1.tree"
+  for o in nodevice blkdevname,uuid active,open,rw; do
+    $1 ls --tree -o "$o" >"$TEST_TMP/$1.tree-$o"
+  done
+  $1 ls -o devname >"$TEST_TMP/$1.ls-devname"
+  $1 ls -o blkdevname >"$TEST_TMP/$1.ls-blkdevname"
   for d in ttop tlinb tlina; do $1 --noudevsync remove "$d"; done
 }
 tree_side ubdmsetup /dev/ubdm
 tree_side dmsetup /dev/mapper
 expect_eq "$(cat "$TEST_TMP/ubdmsetup.deps")" "$(cat "$TEST_TMP/dmsetup.deps")" "deps, in the kernel's order"
-devnos() { sed -E 's/\((25[0-9]):[0-9]+\)/(MAJ:MIN)/g' "$1"; }
+# Device numbers and block device names differ by design (dm-N, ublkbN).
+devnos() { sed -E 's/\((25[0-9]):[0-9]+\)/(MAJ:MIN)/g; s/[<(](dm-|ublkb)[0-9]+[>)]/BLK/g' "$1"; }
 expect_eq "$(devnos "$TEST_TMP/ubdmsetup.tree")" "$(devnos "$TEST_TMP/dmsetup.tree")" "ls --tree"
+for o in tree-nodevice tree-blkdevname,uuid tree-active,open,rw ls-devname ls-blkdevname; do
+  expect_eq "$(devnos "$TEST_TMP/ubdmsetup.$o")" "$(devnos "$TEST_TMP/dmsetup.$o")" "$o"
+done
 expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree")" " |  |- (" "ls --tree draws the second level"
 
 # create --concise: two devices from one line, with escapes (the minor field

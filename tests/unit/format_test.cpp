@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 namespace ubdm::cli {
 namespace {
 
@@ -125,19 +127,32 @@ TEST(FormatTest, TableWithoutDevices) {
   EXPECT_EQ(format_lines(json{{"devices", json::array()}}, true), "No devices found\n");
 }
 
-// The shape dmsetup draws (seen in the VM): roots by name, children in the
-// kernel's deps order, leaves by their numbers.
-TEST(FormatTest, LsTreeDrawsWhatEachDeviceIsBuiltOver) {
+// The shapes dmsetup draws (seen in the VM, with dm's numbers): roots by
+// name, children in the kernel's deps order, leaves by their numbers.
+json tree_ls() {
   const auto dev = [](const char* name, int minor) {
-    return json{{"name", name}, {"major", 259}, {"minor", minor}, {"blockdev", ""}};
+    return json{{"name", name}, {"major", 259}, {"minor", minor}, {"blockdev", fmt::format("/dev/ublkb{}", minor)}};
   };
+  return json{{"devices", {dev("lina", 0), dev("linb", 1), dev("solo", 3), dev("top", 2)}}};
+}
+json tree_deps() {
   const auto dep = [](int major, int minor) { return json{{"major", major}, {"minor", minor}, {"path", ""}}; };
-  const json ls{{"devices", {dev("lina", 0), dev("linb", 1), dev("solo", 3), dev("top", 2)}}};
-  const json deps{{"lina", {{"deps", {dep(8, 0)}}}},
-                  {"linb", {{"deps", {dep(8, 16), dep(8, 0)}}}},
-                  {"solo", {{"deps", json::array()}}},
-                  {"top", {{"deps", {dep(259, 1), dep(259, 0)}}}}};
-  EXPECT_EQ(format_ls_tree(ls, deps),
+  return json{{"lina", {{"deps", {dep(8, 0)}}}},
+              {"linb", {{"deps", {dep(8, 16), dep(8, 0)}}}},
+              {"solo", {{"deps", json::array()}}},
+              {"top", {{"deps", {dep(259, 1), dep(259, 0)}}}}};
+}
+json tree_info() {
+  const auto info = [](const char* name, const char* uuid, bool ro, int open) {
+    return json{{"name", name}, {"uuid", uuid}, {"state", "ACTIVE"}, {"read_only", ro}, {"open_count", open}};
+  };
+  return json{{"devices", {info("lina", "U-LINA", false, 1), info("linb", "", false, 1), info("solo", "", true, 0),
+                           info("top", "", false, 0)}}};
+}
+std::string sd_name(std::uint32_t, std::uint32_t minor) { return minor == 0 ? "sda" : "sdb"; }
+
+TEST(FormatTest, LsTreeDrawsWhatEachDeviceIsBuiltOver) {
+  EXPECT_EQ(format_ls_tree(tree_ls(), tree_deps(), tree_info(), TreeOptions{}, sd_name),
             "solo (259:3)\n"
             "top (259:2)\n"
             " |-linb (259:1)\n"
@@ -145,11 +160,43 @@ TEST(FormatTest, LsTreeDrawsWhatEachDeviceIsBuiltOver) {
             " |  `- (8:0)\n"
             " `-lina (259:0)\n"
             "    `- (8:0)\n");
-  EXPECT_EQ(format_ls_tree(json{{"devices", json::array()}}, json::object()), "No devices found\n");
+  EXPECT_EQ(format_ls_tree(json{{"devices", json::array()}}, json::object(), json{{"devices", json::array()}},
+                           TreeOptions{}, sd_name),
+            "No devices found\n");
   // A file-backed path shows its name.
-  const json file{{"devices", {dev("f", 5)}}};
-  EXPECT_EQ(format_ls_tree(file, json{{"f", {{"deps", {{{"major", 0}, {"minor", 0}, {"path", "/var/d.img"}}}}}}}),
+  const json file{{"devices", {{{"name", "f"}, {"major", 259}, {"minor", 5}, {"blockdev", ""}}}}};
+  EXPECT_EQ(format_ls_tree(file, json{{"f", {{"deps", {{{"major", 0}, {"minor", 0}, {"path", "/var/d.img"}}}}}}},
+                           json{{"devices", json::array()}}, TreeOptions{}, sd_name),
             "f (259:5)\n `- (/var/d.img)\n");
+}
+
+TEST(FormatTest, LsTreeOptionsShowWhatDmsetupsDo) {
+  EXPECT_EQ(format_ls_tree(tree_ls(), tree_deps(), tree_info(), parse_tree_options("nodevice"), sd_name),
+            "solo\ntop\n |-linb\n `-lina\n");
+  EXPECT_EQ(format_ls_tree(tree_ls(), tree_deps(), tree_info(), parse_tree_options("device,blkdevname,uuid"), sd_name),
+            "solo <ublkb3> (259:3) []\n"
+            "top <ublkb2> (259:2) []\n"
+            " |-linb <ublkb1> (259:1) []\n"
+            " |  |- <sdb> (8:16)\n"
+            " |  `- <sda> (8:0)\n"
+            " `-lina <ublkb0> (259:0) [U-LINA]\n"
+            "    `- <sda> (8:0)\n");
+  const std::string attrs =
+      format_ls_tree(tree_ls(), tree_deps(), tree_info(), parse_tree_options("active,open,rw,ascii"), sd_name);
+  EXPECT_NE(attrs.find("solo (259:3) [ACTIVE, RO, 0]\n"), std::string::npos) << attrs;
+  EXPECT_NE(attrs.find(" `-lina (259:0) [ACTIVE, RW, 1]\n"), std::string::npos) << attrs;
+  for (const char* bad : {"inverted", "compact", "utf", "vt100", "bogus"}) {
+    EXPECT_THROW(parse_tree_options(bad), std::invalid_argument) << bad;
+  }
+}
+
+TEST(FormatTest, LsOptionsNameTheDevicesBlockDeviceOrItself) {
+  const json ls{{"devices", {{{"name", "a"}, {"major", 259}, {"minor", 4}, {"blockdev", "/dev/ublkb4"}}}}};
+  EXPECT_EQ(format_ls_named(ls, "devno"), "a\t(259:4)\n");
+  EXPECT_EQ(format_ls_named(ls, "blkdevname"), "a\t(ublkb4)\n");
+  EXPECT_EQ(format_ls_named(ls, "devname"), "a\t(a)\n");
+  EXPECT_EQ(format_ls_named(ls, "blkdevname,devname"), "a\t(a)\n") << "devname wins, as in dmsetup";
+  EXPECT_THROW(format_ls_named(ls, "uuid"), std::invalid_argument);
 }
 
 TEST(FormatTest, Ls) {

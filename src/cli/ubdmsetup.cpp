@@ -427,10 +427,6 @@ std::optional<ReportLayout> report_layout(const std::string& verb, Args& a,
   }
 }
 
-// Checks NAME against -u once parsing is done. With -u (except for create,
-// which takes both) the device's name is not on the line, so the words
-// CLI11 put in NAME and after it belong one place further left, as dmsetup
-// reads them: `message -u UUID 0 fail_path 8:0`.
 // create --concise: every device of the specification, in order; if one
 // fails, those made before it are removed again, so it makes all or none.
 int create_concise(control::ControlClient& client, const Args& a, const std::map<std::string, CLI::Option*>& opts) {
@@ -482,6 +478,10 @@ int create_concise(control::ControlClient& client, const Args& a, const std::map
   return kExitOk;
 }
 
+// Checks NAME against -u once parsing is done. With -u (except for create,
+// which takes both) the device's name is not on the line, so the words
+// CLI11 put in NAME and after it belong one place further left, as dmsetup
+// reads them: `message -u UUID 0 fail_path 8:0`.
 int name_or_uuid(const std::string& verb, Args& a, bool uuid_given, bool needs_name) {
   const auto usage = [&](const std::string& what) {
     return report(verb, a.name, fmt::format("{} (see ubdmsetup {} --help)", what, verb), kExitUsage);
@@ -556,12 +556,8 @@ int run_command(const std::vector<std::string>& argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// `ls --target TYPE` and `ls --exec CMD`: the devices (with a target of that
-// type), listed as dmsetup does, or CMD run for each with the device's path
-// appended, /dev/ubdm/NAME (else its /dev/ublkbN). Fails if a CMD does.
-// ls --tree: every device with what it is built over. dmsetup's -o for the
-// tree takes drawing options; the default ones (ascii, device) are all
-// there is here.
+// ls --tree: every device with what it is built over, drawn with what -o
+// asks for (parse_tree_options).
 int list_tree(control::ControlClient& client, const Args& a) {
   if (!a.target.empty() || !a.exec.empty()) {
     throw UsageError("--tree does not go with --target or --exec");
@@ -596,6 +592,9 @@ int list_tree(control::ControlClient& client, const Args& a) {
   return kExitOk;
 }
 
+// `ls --target TYPE` and `ls --exec CMD`: the devices (with a target of that
+// type), listed as dmsetup does, or CMD run for each with the device's path
+// appended, /dev/ubdm/NAME (else its /dev/ublkbN). Fails if a CMD does.
 int list_devices(control::ControlClient& client, const Args& a) {
   nlohmann::json ls = client.call({{"op", "ls"}});
   if (!a.target.empty()) {

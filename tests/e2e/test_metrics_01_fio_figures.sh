@@ -93,7 +93,9 @@ expect_match "$(ubdmsetup stats lin)" "^  write +$(io total lin write) +$(($(io 
   "stats table's write line"
 
 # --- paths -----------------------------------------------------------------------
-ubdmsetup create mp --table "0 262144 multipath 1 queue_if_no_path 0 1 1 round-robin 0 2 1 $p1 1 $p2 1"
+# The built-in checker is off (path_check_interval 0): it would reinstate
+# the healthy paths the messages fail, at a moment of its own choosing.
+ubdmsetup create mp --table "0 262144 multipath 3 queue_if_no_path path_check_interval 0 0 1 1 round-robin 0 2 1 $p1 1 $p2 1"
 path() { metric cli "ubdm_path_${1}{device=\"mp\",path=\"$2\",dev_t=\"$(devt_of "$2")\",group=\"1\"}"; }
 devt_of() { cat "/sys/block/${1#/dev/}/dev"; }
 

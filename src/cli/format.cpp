@@ -3,6 +3,7 @@
 #include "cli/format.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -163,6 +164,11 @@ std::string format_ls_with_target(const nlohmann::json& ls_reply, const nlohmann
 
 namespace {
 
+std::string basename_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 std::string concise_field(std::string_view s) {
   std::string out;
   for (const char c : s) {
@@ -194,15 +200,53 @@ std::string format_concise(const nlohmann::json& info_reply, const nlohmann::jso
   return out.empty() ? std::string(kNoDevices) : out + '\n';
 }
 
-std::string format_ls(const nlohmann::json& reply) {
+std::vector<std::string_view> split_list(std::string_view list) {
+  std::vector<std::string_view> out;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const std::string_view item = list.substr(0, comma);
+    if (!item.empty()) {
+      out.push_back(item);
+    }
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
+  return out;
+}
+
+LsName parse_ls_options(std::string_view list) {
+  LsName name = LsName::kDevno;
+  for (const std::string_view w : split_list(list)) {
+    if (w == "devname") {
+      name = LsName::kDevname;
+    } else if (w == "blkdevname") {
+      name = name == LsName::kDevname ? name : LsName::kBlkdevname;
+    } else if (w != "devno") {
+      throw std::invalid_argument(
+          fmt::format("ls -o {} is not supported (supported: devno, blkdevname, devname)", w));
+    }
+  }
+  return name;
+}
+
+std::string format_ls(const nlohmann::json& reply, LsName name) {
   const auto& devices = reply.at("devices");
   if (devices.empty()) {
     return kNoDevices;
   }
   std::string out;
   for (const auto& d : devices) {
-    out += fmt::format("{}\t({}:{})\n", d.at("name").get<std::string>(), d.at("major").get<std::uint32_t>(),
-                       d.at("minor").get<std::uint32_t>());
+    const std::string n = d.at("name").get<std::string>();
+    switch (name) {
+      case LsName::kDevno:
+        out += fmt::format("{}\t({}:{})\n", n, d.at("major").get<std::uint32_t>(), d.at("minor").get<std::uint32_t>());
+        break;
+      case LsName::kBlkdevname:
+        out += fmt::format("{}\t({})\n", n, basename_of(d.value("blockdev", std::string())));
+        break;
+      case LsName::kDevname:
+        out += fmt::format("{}\t({})\n", n, n);
+        break;
+    }
   }
   return out;
 }
@@ -393,43 +437,32 @@ void draw(const std::map<std::string, TreeNode>& nodes, const std::string& key, 
   prefix.resize(keep);
 }
 
-std::string basename_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 }  // namespace
 
 TreeOptions parse_tree_options(std::string_view list) {
   TreeOptions o;
-  std::size_t pos = 0;
-  while (pos <= list.size()) {
-    const std::size_t comma = std::min(list.find(',', pos), list.size());
-    const std::string_view w = list.substr(pos, comma - pos);
-    pos = comma + 1;
-    if (w.empty() || w == "ascii" || w == "notrunc") {
+  // Each option sets one switch; ascii and notrunc are what ubdmsetup does anyway.
+  static constexpr std::array<std::pair<std::string_view, std::pair<bool TreeOptions::*, bool>>, 7> kSwitches{{
+      {"device", {&TreeOptions::device, true}},
+      {"nodevice", {&TreeOptions::device, false}},
+      {"blkdevname", {&TreeOptions::blkdevname, true}},
+      {"active", {&TreeOptions::active, true}},
+      {"open", {&TreeOptions::open, true}},
+      {"rw", {&TreeOptions::rw, true}},
+      {"uuid", {&TreeOptions::uuid, true}},
+  }};
+  for (const std::string_view w : split_list(list)) {
+    if (w == "ascii" || w == "notrunc") {
       continue;
     }
-    if (w == "device") {
-      o.device = true;
-    } else if (w == "nodevice") {
-      o.device = false;
-    } else if (w == "blkdevname") {
-      o.blkdevname = true;
-    } else if (w == "active") {
-      o.active = true;
-    } else if (w == "open") {
-      o.open = true;
-    } else if (w == "rw") {
-      o.rw = true;
-    } else if (w == "uuid") {
-      o.uuid = true;
-    } else {
+    const auto* it = std::find_if(kSwitches.begin(), kSwitches.end(), [&](const auto& s) { return s.first == w; });
+    if (it == kSwitches.end()) {
       throw std::invalid_argument(fmt::format(
           "ls --tree -o {} is not supported (supported: device, nodevice, blkdevname, active, open, rw, uuid, "
           "ascii, notrunc)",
           w));
     }
+    o.*(it->second.first) = it->second.second;
   }
   return o;
 }
@@ -514,37 +547,5 @@ std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json&
   return out.empty() ? std::string(kNoDevices) : out;
 }
 
-std::string format_ls_named(const nlohmann::json& reply, std::string_view options) {
-  bool blk = false;
-  bool devname = false;
-  std::size_t pos = 0;
-  while (pos <= options.size()) {
-    const std::size_t comma = std::min(options.find(',', pos), options.size());
-    const std::string_view w = options.substr(pos, comma - pos);
-    pos = comma + 1;
-    if (w == "blkdevname") {
-      blk = true;
-    } else if (w == "devname") {
-      devname = true;
-    } else if (!w.empty() && w != "devno") {
-      throw std::invalid_argument(
-          fmt::format("ls -o {} is not supported (supported: devno, blkdevname, devname)", w));
-    }
-  }
-  const auto& devices = reply.at("devices");
-  if (devices.empty()) {
-    return kNoDevices;
-  }
-  std::string out;
-  for (const auto& d : devices) {
-    const std::string name = d.at("name").get<std::string>();
-    const std::string shown = devname ? name
-                              : blk   ? basename_of(d.value("blockdev", std::string()))
-                                      : fmt::format("{}:{}", d.at("major").get<std::uint32_t>(),
-                                                    d.at("minor").get<std::uint32_t>());
-    out += fmt::format("{}\t({})\n", name, shown);
-  }
-  return out;
-}
 
 }  // namespace ubdm::cli

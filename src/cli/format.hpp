@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,7 +28,16 @@ std::string format_info(const nlohmann::json& reply);
 std::string format_lines(const nlohmann::json& reply, bool with_names, std::string_view target = {});
 
 // `ls`: "<name>\t(<major>:<minor>)" per device, or "No devices found".
-std::string format_ls(const nlohmann::json& reply);
+// The words of a comma-separated option list (-o, -O), empty ones dropped.
+std::vector<std::string_view> split_list(std::string_view list);
+
+// What `ls` shows in the brackets after each name (`ls -o`): the device's
+// numbers (the default), its block device's kernel name, or its own name.
+enum class LsName : std::uint8_t { kDevno, kBlkdevname, kDevname };
+// `ls -o devno|blkdevname|devname`, as dmsetup reads it (devname wins).
+// Throws std::invalid_argument naming an option it does not support.
+LsName parse_ls_options(std::string_view list);
+std::string format_ls(const nlohmann::json& reply, LsName name = LsName::kDevno);
 
 // Whether a device of a `table` reply has a line of target type `target`.
 bool has_target_type(const nlohmann::json& table_device, std::string_view target);
@@ -87,9 +98,6 @@ using KernelName = std::function<std::string(std::uint32_t major, std::uint32_t 
 std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name,
                            const nlohmann::json& info_reply, const TreeOptions& opts, const KernelName& kname);
 
-// `ls -o devno|blkdevname|devname`: the default numbers, the block device's
-// kernel name, or the device's own name in the brackets (devname wins).
-std::string format_ls_named(const nlohmann::json& reply, std::string_view options);
 
 // `stats`: per device a summary line (state, size, event_nr, queued and
 // pushed-back I/O, requeues), one line per operation (I/Os, bytes, errors,

@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "cli/format.hpp"
+
 namespace ubdm::cli {
 
 using nlohmann::json;
@@ -78,19 +80,6 @@ const ReportField* find_field(std::string_view id) {
     }
   }
   return nullptr;
-}
-
-std::vector<std::string_view> split_list(std::string_view list) {
-  std::vector<std::string_view> out;
-  while (!list.empty()) {
-    const auto comma = list.find(',');
-    const std::string_view item = list.substr(0, comma);
-    if (!item.empty()) {
-      out.push_back(item);
-    }
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-  }
-  return out;
 }
 
 const ReportField& field_or_throw(std::string_view id, const char* option) {

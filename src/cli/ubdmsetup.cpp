@@ -928,11 +928,13 @@ int run(int argc, char** argv) {
       if (!a.target.empty() || !a.exec.empty()) {
         throw UsageError("ls -o does not go with --target or --exec");
       }
+      LsName shown = LsName::kDevno;
       try {
-        emit(format_ls_named(client.call({{"op", "ls"}}), a.report.fields));
+        shown = parse_ls_options(a.report.fields);
       } catch (const std::invalid_argument& e) {
         throw UsageError(e.what());
       }
+      emit(format_ls(client.call({{"op", "ls"}}), shown));
       return kExitOk;
     }
     if (verb == "ls" && (!a.target.empty() || !a.exec.empty())) {

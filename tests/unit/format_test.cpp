@@ -192,11 +192,11 @@ TEST(FormatTest, LsTreeOptionsShowWhatDmsetupsDo) {
 
 TEST(FormatTest, LsOptionsNameTheDevicesBlockDeviceOrItself) {
   const json ls{{"devices", {{{"name", "a"}, {"major", 259}, {"minor", 4}, {"blockdev", "/dev/ublkb4"}}}}};
-  EXPECT_EQ(format_ls_named(ls, "devno"), "a\t(259:4)\n");
-  EXPECT_EQ(format_ls_named(ls, "blkdevname"), "a\t(ublkb4)\n");
-  EXPECT_EQ(format_ls_named(ls, "devname"), "a\t(a)\n");
-  EXPECT_EQ(format_ls_named(ls, "blkdevname,devname"), "a\t(a)\n") << "devname wins, as in dmsetup";
-  EXPECT_THROW(format_ls_named(ls, "uuid"), std::invalid_argument);
+  EXPECT_EQ(format_ls(ls, parse_ls_options("devno")), "a\t(259:4)\n");
+  EXPECT_EQ(format_ls(ls, parse_ls_options("blkdevname")), "a\t(ublkb4)\n");
+  EXPECT_EQ(format_ls(ls, parse_ls_options("devname")), "a\t(a)\n");
+  EXPECT_EQ(format_ls(ls, parse_ls_options("blkdevname,devname")), "a\t(a)\n") << "devname wins, as in dmsetup";
+  EXPECT_THROW(parse_ls_options("uuid"), std::invalid_argument);
 }
 
 TEST(FormatTest, Ls) {

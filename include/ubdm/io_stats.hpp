@@ -68,10 +68,7 @@ struct OpIoStats {
 
 // One queue's figures. Aligned so that two queues never share a cache line.
 struct alignas(64) QueueStats {
-  std::array<OpIoStats, kStatOps> ops;
-  StatCounter submitted;
-  StatCounter completed;
-  StatCounter errors;          // originals completed with an error
+  std::array<OpIoStats, kStatOps> ops;  // originals, by their operation
   StatCounter clones_mapped;
   StatCounter requeues;        // map or end_io asked for a requeue
   StatCounter pushbacks;       // clones parked for a noflush suspend, in all
@@ -102,6 +99,14 @@ struct IoTotals {
   std::uint64_t pushed_back = 0;
 
   void add(const QueueStats& q);
+  // Requests of every operation that the queues were given.
+  std::uint64_t started() const {
+    std::uint64_t n = 0;
+    for (const OpIoTotals& o : ops) {
+      n += o.started;
+    }
+    return n;
+  }
 };
 
 }  // namespace ubdm

@@ -97,7 +97,6 @@ void DispatchQueue::submit(Request& req) {
   o.error = 0;
   o.outstanding = 1;
   ++active_requests_;
-  ++stats_.submitted;
   stats_.ops[static_cast<std::size_t>(req.op)].started.add();
   o.start_ns = time_ios_ ? dev_.clock().now_ns() : 0;
 
@@ -597,12 +596,10 @@ void DispatchQueue::complete_original(OriginalIo& o) {
   o.active = false;
   o.req = nullptr;
   --active_requests_;
-  ++stats_.completed;
   OpIoStats& op = stats_.ops[static_cast<std::size_t>(req->op)];
   op.completed.add();
   op.bytes.add(std::uint64_t{req->nr_sectors} << kSectorShift);
   if (result != 0) {
-    ++stats_.errors;
     op.errors.add();
   }
   if (o.start_ns != 0) {

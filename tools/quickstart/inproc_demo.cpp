@@ -89,7 +89,7 @@ int run(const std::string& a, const std::string& b) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("  verified {} sectors in {:.2f} s; queue stats: {} requests, {} clones mapped, {} backend I/Os\n",
-             size, secs, dev.queue(0).stats().submitted, dev.queue(0).stats().clones_mapped,
+             size, secs, dev.io_stats().started(), dev.queue(0).stats().clones_mapped,
              dev.queue(0).stats().backend_ios);
 
   fmt::print("[3/4] noflush suspend, load a linear table onto {}, resume with a write deferred\n", a);

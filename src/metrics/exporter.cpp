@@ -100,8 +100,9 @@ void Exporter::listen(const ListenAddress& addr) {
     server_.reset();
     fail(EIO, "metrics: the server on {}:{} stopped at once", addr.host, port_);
   }
-  spdlog::info("metrics: serving http://{}{}{}:{}/metrics", addr.host.find(':') != std::string::npos ? "[" : "",
-               addr.host, addr.host.find(':') != std::string::npos ? "]" : "", port_);
+  // An IPv6 address goes in brackets in a URL.
+  const bool v6 = addr.host.find(':') != std::string::npos;
+  spdlog::info("metrics: serving http://{}:{}/metrics", v6 ? "[" + addr.host + "]" : addr.host, port_);
 }
 
 void Exporter::write_once() const {

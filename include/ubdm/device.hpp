@@ -149,7 +149,9 @@ class MappedDevice final : public DeviceContext {
   const Clock& clock() const { return clock_; }
 
   // --- DeviceContext (any thread) ---
-  const std::string& device_name() const override { return name_; }
+  std::string device_name() const override;
+  // Control plane: the device is called `name` from now on (a rename).
+  void set_name(std::string name);
   bool noflush_suspending() const override { return noflush_suspending_.load(std::memory_order_acquire); }
   bool suspending() const override { return suspending_.load(std::memory_order_acquire); }
   bool suspended() const override { return state_.load(std::memory_order_acquire) == DeviceState::kSuspended; }
@@ -175,7 +177,8 @@ class MappedDevice final : public DeviceContext {
   void wake_queues();
   void swap_tables();
 
-  const std::string name_;
+  mutable std::mutex name_mutex_;
+  std::string name_;  // guarded by name_mutex_: renamed while queues log
   const DeviceConfig config_;
   DeviceOpener& opener_;
   const Clock& clock_;

@@ -51,6 +51,8 @@ class DispatchQueue {
   // Detach (the queue thread is going away). Requires no I/O in the core.
   void unbind();
   bool bound() const { return backend_ != nullptr; }
+  // The device this queue serves (its name, for a frontend's log lines).
+  const DeviceContext& device() const;
 
   // Hand an original to the core. req.tag < depth() and not in use.
   void submit(Request& req);

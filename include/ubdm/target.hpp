@@ -157,7 +157,9 @@ struct IoLimits {
 class DeviceContext {
  public:
   virtual ~DeviceContext() = default;
-  virtual const std::string& device_name() const = 0;
+  // The device's name as it is now (a rename changes it). Any thread; for
+  // log lines, not for the data path.
+  virtual std::string device_name() const = 0;
   // dm_noflush_suspending(): a noflush suspend is in progress. Any thread.
   virtual bool noflush_suspending() const = 0;
   // A suspend (either kind) is in progress or the device is suspended.

@@ -88,6 +88,8 @@ struct Args {
   bool read_only = false;  // -r: create a read-only device
   bool concise = false;  // table --concise
   std::string exec;      // ls --exec CMD
+  std::string new_name;  // rename: the new name, or with --setuuid the UUID
+  bool setuuid = false;  // rename --setuuid
 };
 
 // The one line of a failure. Messages are flattened to one line whatever
@@ -310,6 +312,8 @@ nlohmann::json build_request(const std::string& verb, const Args& a,
     req["force"] = a.force;
   } else if (verb == "table" || verb == "status") {
     req["inactive"] = a.inactive;
+  } else if (verb == "rename") {
+    req[a.setuuid ? "new_uuid" : "new_name"] = a.new_name;
   } else if (verb == "message") {
     const auto sector = parse_unsigned(a.sector);
     if (!sector) {
@@ -496,6 +500,9 @@ int name_or_uuid(const std::string& verb, Args& a, bool uuid_given, bool needs_n
     if (verb == "message" && a.words.empty()) {
       return usage("MESSAGE is required");
     }
+    if (verb == "rename" && a.new_name.empty()) {
+      return usage(a.setuuid ? "UUID is required" : "NEW_NAME is required");
+    }
     return kExitOk;
   }
   if (verb == "load" || verb == "reload") {
@@ -516,6 +523,14 @@ int name_or_uuid(const std::string& verb, Args& a, bool uuid_given, bool needs_n
       return usage("give -u UUID or NAME, not both");
     }
     a.event_nr = a.event_nr.empty() ? a.name : a.event_nr;
+  } else if (verb == "rename") {
+    if (!a.new_name.empty() && !a.name.empty()) {
+      return usage("give -u UUID or NAME, not both");
+    }
+    a.new_name = a.new_name.empty() ? a.name : a.new_name;
+    if (a.new_name.empty()) {
+      return usage(a.setuuid ? "UUID is required" : "NEW_NAME is required");
+    }
   } else if (!a.name.empty()) {
     return usage("give -u UUID or NAME, not both");
   }
@@ -787,6 +802,12 @@ int run(int argc, char** argv) {
 
   add_verb("remove_all")
       ->add_flag("-f,--force", a.force, "remove devices in use too, failing their parked I/O");
+
+  auto* rename = add_verb("rename");
+  name_arg(rename, true);
+  rename->add_option("NEW_NAME", a.new_name, "the new name (with --setuuid: the UUID)")->type_name("");
+  rename->add_flag("--setuuid", a.setuuid,
+                   "give the device the UUID NEW_NAME instead (only a device without one: a UUID is set once)");
 
   name_arg(add_verb("info"), false);
 

@@ -47,6 +47,11 @@ constexpr std::array kWaitArgs{
     Arg{"event_nr", ArgType::kUint, false, kAny, "the event number last seen (default 0)"},
 };
 
+constexpr std::array kRenameArgs{
+    Arg{"new_name", ArgType::kString, false, 0, "the device's new name (give this or new_uuid)"},
+    Arg{"new_uuid", ArgType::kString, false, 0, "a UUID for a device that has none (give this or new_name)"},
+};
+
 constexpr std::array kVerbs{
     VerbSpec{"version", "versions of the daemon, the protocol and the ublk driver", Scope::kDaemon,
              Locking::kNone, {}, "daemon_version, protocol, ublk_features (hex string, or \"\" without ublk)"},
@@ -63,6 +68,8 @@ constexpr std::array kVerbs{
              Locking::kLifecycle, kRemoveArgs, "{}"},
     VerbSpec{"remove_all", "remove every device (those in use stay, unless forced)", Scope::kDaemon,
              Locking::kLifecycle, kRemoveArgs, "removed: [string] (an error names the devices left)"},
+    VerbSpec{"rename", "rename a device, or give a device without a UUID one", Scope::kDevice, Locking::kChange,
+             kRenameArgs, "device: DeviceInfo"},
     VerbSpec{"info", "device information", Scope::kDeviceOrAll, Locking::kRead, {},
              "devices: [DeviceInfo]"},
     VerbSpec{"table", "the table lines", Scope::kDeviceOrAll, Locking::kRead, kLinesArgs,

@@ -377,10 +377,20 @@ std::vector<std::string> MappedDevice::status_lines(StatusType type, bool inacti
   return t ? t->status_lines(type) : std::vector<std::string>{};
 }
 
+std::string MappedDevice::device_name() const {
+  std::lock_guard lock(name_mutex_);
+  return name_;
+}
+
+void MappedDevice::set_name(std::string name) {
+  std::lock_guard lock(name_mutex_);
+  name_ = std::move(name);
+}
+
 DeviceInfo MappedDevice::info() const {
   DeviceInfo i;
   const TablePtr live = live_table();
-  i.name = name_;
+  i.name = device_name();
   i.state = state_;
   i.live_table = static_cast<bool>(live);
   i.inactive_table = static_cast<bool>(inactive_table());

@@ -44,6 +44,8 @@ constexpr int kMaxRoundsPerRun = 8;
 
 }  // namespace
 
+const DeviceContext& DispatchQueue::device() const { return dev_; }
+
 DispatchQueue::DispatchQueue(MappedDevice& dev, unsigned id, unsigned depth, unsigned clones_per_tag)
     : dev_(dev), id_(id), time_ios_(dev.config().time_ios), slots_(depth) {
   for (OriginalIo& slot : slots_) {

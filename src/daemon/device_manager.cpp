@@ -203,6 +203,7 @@ const DeviceManager::Handlers& DeviceManager::handlers_for(std::string_view verb
       {"wait", {nullptr, &DeviceManager::do_wait}},
       {"mknodes", {nullptr, &DeviceManager::do_mknodes}},
       {"stats", {nullptr, &DeviceManager::do_stats}},
+      {"rename", {nullptr, &DeviceManager::do_rename}},
   };
   static const Handlers kNone;
   const auto it = kHandlers.find(verb);
@@ -235,7 +236,9 @@ std::vector<DeviceManager::ManagedPtr> DeviceManager::all_live() const {
   std::vector<ManagedPtr> out;
   std::lock_guard lock(mutex_);
   for (const auto& [name, d] : devices_) {
-    if (d->phase.load() == Phase::kLive) {
+    // A device being renamed is under both names for a moment: list it
+    // under the one it has.
+    if (d->phase.load() == Phase::kLive && d->name() == name) {
       out.push_back(d);
     }
   }
@@ -379,7 +382,7 @@ json DeviceManager::do_ls(const Call&) {
       continue;
     }
     const dev_t devt = d->kernel ? d->kernel->block_devt() : 0;
-    devs.push_back({{"name", d->name},
+    devs.push_back({{"name", d->name()},
                     {"major", major(devt)},
                     {"minor", minor(devt)},
                     {"blockdev", d->kernel ? d->kernel->block_path() : ""}});
@@ -407,13 +410,13 @@ json DeviceManager::do_remove_all(const Call& c) {
   std::vector<std::string> left;
   for (const ManagedPtr& d : all_live()) {
     try {
-      remove(d->name, force, c.cancelled);
-      removed.push_back(d->name);
+      remove(d->name(), force, c.cancelled);
+      removed.push_back(d->name());
     } catch (const Error& e) {
       if (e.code() == ENXIO) {
         continue;  // removed meanwhile by someone else
       }
-      left.push_back(fmt::format("{} ({})", d->name, e.what()));
+      left.push_back(fmt::format("{} ({})", d->name(), e.what()));
     }
   }
   if (!left.empty()) {
@@ -488,7 +491,7 @@ json DeviceManager::do_suspend(const Call& c, Managed& d) {
     d.noflush = noflush;
   }
   note_change(d);
-  spdlog::info("{}: suspended{}", d.name, noflush ? " (noflush)" : "");
+  spdlog::info("{}: suspended{}", d.name(), noflush ? " (noflush)" : "");
   return {{"device", info_of(d)}};
 }
 
@@ -514,7 +517,7 @@ json DeviceManager::do_resume(const Call&, Managed& d) {
   const auto resize = [&d](sector_t sectors) {
     const sector_t old_size = d.kernel->params().basic.dev_sectors;
     d.kernel->resize(sectors);
-    spdlog::info("{}: resized from {} to {} sectors", d.name, old_size, sectors);
+    spdlog::info("{}: resized from {} to {} sectors", d.name(), old_size, sectors);
   };
   try {
     d.mapped->resume(std::chrono::seconds(30), d.kernel ? MappedDevice::SizeChange(resize) : nullptr);
@@ -523,7 +526,7 @@ json DeviceManager::do_resume(const Call&, Managed& d) {
     throw;
   }
   record_tables();
-  spdlog::info("{}: resumed", d.name);
+  spdlog::info("{}: resumed", d.name());
   return {{"device", info_of(d)}};
 }
 
@@ -550,7 +553,7 @@ json DeviceManager::do_status(const Call& c, Managed& d) {
 // dmsetup mknodes remakes /dev/mapper nodes someone removed; ours are the
 // /dev/ubdm links, which ubdmd keeps itself (and udev, where it runs).
 json DeviceManager::do_mknodes(const Call&, Managed& d) {
-  return {{"name", d.name}, {"link", make_link(d.name, d)}};
+  return {{"name", d.name()}, {"link", make_link(d.name(), d)}};
 }
 
 json DeviceManager::do_deps(const Call&, Managed& d) {
@@ -580,7 +583,7 @@ json DeviceManager::do_stats(const Call&, Managed& d) {
   // device's I/O or on a change in progress, so a scrape cannot hang.
   const DeviceInfo i = d.mapped->info();
   json one = {{"name", i.name},
-              {"uuid", d.uuid},
+              {"uuid", d.uuid()},
               {"blockdev", d.kernel ? d.kernel->block_path() : ""},
               {"state", state_name(i.state)},
               {"suspended", i.state != DeviceState::kActive},
@@ -592,6 +595,137 @@ json DeviceManager::do_stats(const Call&, Managed& d) {
     one["paths"] = mp.at("paths");
   }
   return one;
+}
+
+// dmsetup rename: a new name, or a UUID for a device that has none (dm
+// never changes a UUID once set). Either is all or nothing: the registry,
+// the recovery record, /dev/ubdm and udev's name file move together, or
+// nothing changes.
+json DeviceManager::do_rename(const Call& c, Managed& d) {
+  const auto new_name = optional_arg<std::string>(c.req, "new_name");
+  const auto new_uuid = optional_arg<std::string>(c.req, "new_uuid");
+  if (new_name.has_value() == new_uuid.has_value()) {
+    fail_invalid("rename takes either a new name or a new UUID");
+  }
+  if (new_uuid) {
+    set_uuid(d, *new_uuid);
+  } else {
+    rename_device(d, *new_name);
+  }
+  return {{"device", info_of(d)}};
+}
+
+void DeviceManager::set_uuid(Managed& d, const std::string& uuid) {
+  validate_uuid(uuid);
+  if (uuid.empty()) {
+    fail_invalid("the new UUID is empty");
+  }
+  const std::string name = d.name();
+  {
+    // Under the registry lock, as create checks UUIDs under it.
+    std::lock_guard lock(mutex_);
+    if (const std::string current = d.uuid(); !current.empty()) {
+      fail_invalid("cannot change the UUID of {} to {}: it is {} already (a device's UUID is set once)", name,
+                   uuid, current);
+    }
+    for (const auto& [other, od] : devices_) {
+      if (od->uuid() == uuid) {
+        fail(EBUSY, "cannot give {} the UUID {}: device {} has it", name, uuid, other);
+      }
+    }
+    d.set_ident(name, uuid);
+  }
+  try {
+    save_state(d);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    d.set_ident(name, "");
+    throw;
+  }
+  spdlog::info("{}: UUID set to {}", name, uuid);
+}
+
+void DeviceManager::rename_device(Managed& d, const std::string& new_name) {
+  validate_name(new_name);
+  const std::string old_name = d.name();
+  if (new_name == old_name) {
+    fail(EBUSY, "{} is the device's name already", new_name);
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path file = fs::path(config_.config_dir) / "maps.d" / (old_name + ".table");
+  if (fs::exists(file, ec)) {
+    // Renamed here alone, the next ubdmd would adopt the device under its
+    // new name and then make the map again, over the same disks.
+    fail_invalid("{} is made from {} at every start of ubdmd: rename that file to {}.table first", old_name,
+                 file.string(), new_name);
+  }
+  ManagedPtr self;
+  {
+    std::lock_guard lock(mutex_);
+    if (devices_.count(new_name) != 0) {
+      fail(EBUSY, "cannot rename {} to {}: a device of that name exists already", old_name, new_name);
+    }
+    const auto it = devices_.find(old_name);
+    if (it == devices_.end() || it->second.get() != &d) {
+      fail(ENXIO, "no such device");
+    }
+    self = it->second;
+    devices_.emplace(new_name, self);  // reserved: ls and info show one of the two names (all_live)
+  }
+  const auto unreserve = [&] {
+    std::lock_guard lock(mutex_);
+    devices_.erase(new_name);
+  };
+
+  // The record under the new name first, then the old one erased: a crash
+  // between the two leaves both, and the next ubdmd keeps the one with
+  // more renames (recovery::plan_adoption).
+  std::exception_ptr failed;
+  {
+    std::lock_guard lock(d.state_mutex);
+    const std::string uuid = d.uuid();
+    d.set_ident(new_name, uuid);
+    ++d.renames;
+    if (state_.enabled() && !d.state_dropped) {
+      try {
+        const recovery::DeviceRecord r = record_of(d);
+        state_.save(r);
+        d.saved = recovery::to_json(r).dump();
+      } catch (...) {
+        d.set_ident(old_name, uuid);
+        --d.renames;
+        failed = std::current_exception();
+      }
+      if (!failed) {
+        crash_point("rename-between-records");
+        try {
+          state_.erase(old_name);
+        } catch (const std::exception& e) {
+          spdlog::warn("{}: {} (the next ubdmd drops it: the record of {} is newer)", new_name, e.what(),
+                       new_name);
+        }
+      }
+    }
+  }
+  if (failed) {
+    unreserve();  // the old record is still in place
+    std::rethrow_exception(failed);
+  }
+  d.mapped->set_name(new_name);
+  {
+    std::lock_guard lock(mutex_);
+    devices_.erase(old_name);
+  }
+  if (!config_.link_dir.empty()) {
+    fs::remove(fs::path(config_.link_dir) / old_name, ec);
+  }
+  if (d.kernel) {
+    publish_name(new_name, d.kernel->id());
+    make_link(new_name, d);
+    announce_change(d);
+  }
+  spdlog::info("{}: renamed to {}", old_name, new_name);
 }
 
 json DeviceManager::do_wait(const Call& c, Managed& d) {
@@ -644,7 +778,7 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
     }
     if (!opts.uuid.empty()) {
       for (const auto& [other, od] : devices_) {
-        if (od->uuid == opts.uuid) {
+        if (od->uuid() == opts.uuid) {
           fail(EEXIST, "device {} has UUID {} already", other, opts.uuid);
         }
       }
@@ -711,7 +845,7 @@ json DeviceManager::create(const std::string& name, const std::string& table, co
 
 void DeviceManager::forget(const ManagedPtr& d) {
   std::lock_guard lock(mutex_);
-  const auto it = devices_.find(d->name);
+  const auto it = devices_.find(d->name());
   if (it != devices_.end() && it->second == d) {
     devices_.erase(it);
   }
@@ -777,12 +911,12 @@ void DeviceManager::stop_and_destroy(Managed& d, int claim_fd) {
   d.phase = Phase::kRemoving;
   // A crash from here on leaves a record that says to finish the removal.
   note_change(d);
-  remove_link(d.name);
+  remove_link(d.name());
   if (claim_fd >= 0) {
     // Write back what the page cache still holds for the disk while the
     // device is whole, rather than from inside STOP_DEV.
     if (::fsync(claim_fd) != 0) {
-      spdlog::warn("{}: flushing before removal: {}", d.name, errno_string(errno));
+      spdlog::warn("{}: flushing before removal: {}", d.name(), errno_string(errno));
     }
   }
   const auto release_claim = [&claim_fd] {
@@ -840,7 +974,7 @@ json DeviceManager::info_of(Managed& d) const {
   const DeviceInfo i = d.mapped->info();
   const dev_t devt = d.kernel ? d.kernel->block_devt() : 0;
   return {{"name", i.name},
-          {"uuid", d.uuid},
+          {"uuid", d.uuid()},
           {"read_only", d.read_only},
           {"state", state_name(i.state)},
           {"live_table", i.live_table},
@@ -938,6 +1072,22 @@ void DeviceManager::remove_link(const std::string& name) const {
   }
 }
 
+void DeviceManager::announce_change(const Managed& d) const {
+  if (config_.names_dir.empty() || !d.kernel) {
+    return;
+  }
+  // udev reads the name file again on a change event and moves its
+  // /dev/ubdm link (99-ubdm.rules), as dm's rename sends one for its own.
+  const std::string disk = std::filesystem::path(d.kernel->block_path()).filename().string();
+  std::ofstream uevent("/sys/class/block/" + disk + "/uevent");
+  uevent << "change\n";
+  uevent.flush();
+  if (!uevent) {
+    spdlog::warn("{}: cannot send a change event for {}: udev keeps the old link until the next event",
+                 d.name(), disk);
+  }
+}
+
 void DeviceManager::publish_name(const std::string& name, std::uint32_t id) const {
   if (config_.names_dir.empty()) {
     return;
@@ -1004,8 +1154,9 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
 
 recovery::DeviceRecord DeviceManager::record_of(Managed& d) const {
   recovery::DeviceRecord r;
-  r.name = d.name;
-  r.uuid = d.uuid;
+  r.name = d.name();
+  r.uuid = d.uuid();
+  r.renames = d.renames;
   r.read_only = d.read_only;
   switch (d.phase.load()) {
     case Phase::kCreating: r.phase = recovery::DeviceRecord::Phase::kCreating; break;
@@ -1050,7 +1201,7 @@ void DeviceManager::note_change(Managed& d) {
     save_state(d);
   } catch (const std::exception& e) {
     spdlog::error("{}: cannot record its state: {} (a restart of ubdmd would not restore the last change)",
-                  d.name, e.what());
+                  d.name(), e.what());
   }
 }
 
@@ -1058,9 +1209,9 @@ void DeviceManager::drop_state(Managed& d) {
   std::lock_guard lock(d.state_mutex);
   d.state_dropped = true;
   try {
-    state_.erase(d.name);
+    state_.erase(d.name());
   } catch (const std::exception& e) {
-    spdlog::error("{}: {}", d.name, e.what());
+    spdlog::error("{}: {}", d.name(), e.what());
   }
 }
 
@@ -1122,7 +1273,7 @@ void DeviceManager::revive_absent_paths(Managed& d) {
     md.set_restoring(false);
   } catch (const Error& e) {
     md.set_restoring(false);
-    spdlog::warn("{}: reloading its table for paths that are back failed: {}", d.name, e.what());
+    spdlog::warn("{}: reloading its table for paths that are back failed: {}", d.name(), e.what());
     return;
   }
   // The failed paths that are back are the ones not to fail again.
@@ -1138,7 +1289,7 @@ void DeviceManager::revive_absent_paths(Managed& d) {
     md.suspend(kSuspendNoflush, 30s);
     md.resume();
   } catch (const Error& e) {
-    spdlog::error("{}: reloading its table for paths that are back failed: {}", d.name, e.what());
+    spdlog::error("{}: reloading its table for paths that are back failed: {}", d.name(), e.what());
     md.clear_inactive();
     return;
   }
@@ -1146,11 +1297,11 @@ void DeviceManager::revive_absent_paths(Managed& d) {
     try {
       md.message(m.sector, m.args);
     } catch (const Error& e) {
-      spdlog::warn("{}: restoring '{}' failed: {}", d.name, fmt::join(m.args, " "), e.what());
+      spdlog::warn("{}: restoring '{}' failed: {}", d.name(), fmt::join(m.args, " "), e.what());
     }
   }
   spdlog::info("{}: table reloaded: {} path(s) that could not be opened at adoption are back ({} still away)",
-               d.name, absent.size() - md.absent_devices().size(), md.absent_devices().size());
+               d.name(), absent.size() - md.absent_devices().size(), md.absent_devices().size());
 }
 
 unsigned DeviceManager::adopt_devices(std::chrono::milliseconds wait) {
@@ -1209,6 +1360,9 @@ unsigned DeviceManager::adopt_devices(const std::vector<ublk::DevInfo>& kernel, 
         break;
       case recovery::Step::Action::kDropRecord:
         spdlog::warn("{}: {}: its state is dropped", what, s.why);
+        // Its /dev/ubdm link, if any, names a device that is gone or has
+        // another name now (a rename cut short): the adoptions make theirs.
+        remove_link(s.record->name);
         try {
           state_.erase(s.record->name);
         } catch (const std::exception& e) {
@@ -1230,6 +1384,7 @@ unsigned DeviceManager::adopt_devices(const std::vector<ublk::DevInfo>& kernel, 
 bool DeviceManager::adopt_one(const recovery::DeviceRecord& r, const std::optional<ublk::DevInfo>& info) {
   auto d = std::make_shared<Managed>(r.name, r.uuid);
   d->read_only = r.read_only;
+  d->renames = r.renames;
   {
     std::lock_guard lock(mutex_);
     if (!devices_.emplace(r.name, d).second) {
@@ -1322,7 +1477,7 @@ std::string DeviceManager::restore(Managed& d, const recovery::DeviceRecord& r) 
     // path under its new name) and resumes, or removes the device.
     spdlog::error("{}: cannot rebuild its live table ({}): its I/O is held; load a table and resume it, or "
                   "remove it",
-                  d.name, e.what());
+                  d.name(), e.what());
     notes.emplace_back("no live table: I/O held");
   }
   if (live) {
@@ -1332,7 +1487,7 @@ std::string DeviceManager::restore(Managed& d, const recovery::DeviceRecord& r) 
         md.message(m.sector, m.args);
         ++replayed;
       } catch (const Error& e) {
-        spdlog::warn("{}: restoring '{}' failed: {}", d.name, fmt::join(m.args, " "), e.what());
+        spdlog::warn("{}: restoring '{}' failed: {}", d.name(), fmt::join(m.args, " "), e.what());
       }
     }
     if (!r.messages.empty()) {
@@ -1349,7 +1504,7 @@ std::string DeviceManager::restore(Managed& d, const recovery::DeviceRecord& r) 
       md.load_text(*r.inactive_table);
       notes.emplace_back("inactive table");
     } catch (const Error& e) {
-      spdlog::error("{}: cannot rebuild its inactive table ({}): it is dropped", d.name, e.what());
+      spdlog::error("{}: cannot rebuild its inactive table ({}): it is dropped", d.name(), e.what());
       std::lock_guard lock(d.state_mutex);
       d.inactive_text.reset();
     }
@@ -1392,23 +1547,23 @@ void DeviceManager::leave_for_restart(std::chrono::milliseconds deadline) {
   for (const ManagedPtr& d : all_live()) {
     jobs.push_back([this, d, until] {
       if (!d->kernel || !d->kernel->survives_exit()) {
-        spdlog::warn("{}: its ublk device cannot outlive ubdmd (no USER_RECOVERY): removing it", d->name);
+        spdlog::warn("{}: its ublk device cannot outlive ubdmd (no USER_RECOVERY): removing it", d->name());
         return shutdown_one(d, until);
       }
       d->cancel_wait = true;  // a waiting suspend gives up
       const std::lock_guard lock(d->op_mutex);
       MappedDevice& md = *d->mapped;
       if (md.info().state != DeviceState::kActive) {
-        spdlog::info("{}: suspended; left to the kernel for the next ubdmd", d->name);
+        spdlog::info("{}: suspended; left to the kernel for the next ubdmd", d->name());
         return true;
       }
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
       if (md.drain_for_exit(std::max(left, std::chrono::milliseconds(1)))) {
-        spdlog::info("{}: drained; left to the kernel for the next ubdmd", d->name);
+        spdlog::info("{}: drained; left to the kernel for the next ubdmd", d->name());
       } else {
         spdlog::error("{}: I/O does not drain within the stop timeout; left to the kernel as it is for the next "
                       "ubdmd",
-                      d->name);
+                      d->name());
       }
       return true;
     });
@@ -1445,14 +1600,14 @@ bool DeviceManager::shutdown_one(const ManagedPtr& d, std::chrono::steady_clock:
     try {
       md.suspend(0, std::max(left, std::chrono::milliseconds(1)));
     } catch (const Error& e) {
-      spdlog::error("{}: I/O does not drain ({}); leaving the device to the kernel", d->name, e.what());
+      spdlog::error("{}: I/O does not drain ({}); leaving the device to the kernel", d->name(), e.what());
       return false;
     }
     md.resume();
     stop_and_destroy(*d);
-    spdlog::info("{}: removed at shutdown", d->name);
+    spdlog::info("{}: removed at shutdown", d->name());
   } catch (const std::exception& e) {
-    spdlog::error("{}: removing at shutdown failed: {}", d->name, e.what());
+    spdlog::error("{}: removing at shutdown failed: {}", d->name(), e.what());
   }
   forget(d);
   return true;

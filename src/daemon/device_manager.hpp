@@ -154,9 +154,23 @@ class DeviceManager {
   };
 
   struct Managed {
-    Managed(std::string n, std::string u) : name(std::move(n)), uuid(std::move(u)) {}
-    const std::string name;
-    const std::string uuid;  // dm's device UUID ("" for none), unique among devices
+    Managed(std::string n, std::string u) : name_(std::move(n)), uuid_(std::move(u)) {}
+    // The name and dm's device UUID ("" for none), each unique among
+    // devices. A rename changes them (under op_mutex and the registry lock)
+    // while readers that hold neither log or report them: any thread.
+    std::string name() const {
+      std::lock_guard lock(ident_mutex_);
+      return name_;
+    }
+    std::string uuid() const {
+      std::lock_guard lock(ident_mutex_);
+      return uuid_;
+    }
+    void set_ident(std::string name, std::string uuid) {
+      std::lock_guard lock(ident_mutex_);
+      name_ = std::move(name);
+      uuid_ = std::move(uuid);
+    }
     bool read_only = false;  // set before the device is published, then fixed
     ChangeLock op_mutex;
     std::shared_mutex life_mutex;
@@ -180,6 +194,12 @@ class DeviceManager {
     bool noflush = false;
     std::string saved;           // the record last written, serialised
     bool state_dropped = false;  // erased at removal: write no more
+    std::uint64_t renames = 0;   // recovery::DeviceRecord::renames; under state_mutex
+
+   private:
+    mutable std::mutex ident_mutex_;
+    std::string name_;
+    std::string uuid_;
   };
   using ManagedPtr = std::shared_ptr<Managed>;
 
@@ -226,6 +246,7 @@ class DeviceManager {
   nlohmann::json do_wait(const Call& c, Managed& d);
   nlohmann::json do_mknodes(const Call& c, Managed& d);
   nlohmann::json do_stats(const Call& c, Managed& d);
+  nlohmann::json do_rename(const Call& c, Managed& d);
 
   nlohmann::json create(const std::string& name, const std::string& table, const CreateOptions& opts);
   void remove(const std::string& name, bool force, const Cancelled& cancelled);
@@ -247,6 +268,11 @@ class DeviceManager {
   std::string make_link(const std::string& name, const Managed& d) const;
   void remove_link(const std::string& name) const;
   void publish_name(const std::string& name, std::uint32_t id) const;
+  // Tells udev that the device's name file changed (a uevent "change").
+  void announce_change(const Managed& d) const;
+  // do_rename's two kinds (the caller holds d.op_mutex).
+  void set_uuid(Managed& d, const std::string& uuid);
+  void rename_device(Managed& d, const std::string& new_name);
   void force_error_table(Managed& d);
   // Not in use: no mount, swap, holder or exclusive opener (an exclusive
   // open of the disk, returned so that it is held across STOP_DEV), and no
@@ -292,8 +318,8 @@ class DeviceManager {
 
 // Test hook: if the environment variable UBDMD_CRASH_AT names `point`, the
 // process kills itself with SIGKILL there (the e2e tests' crash in the
-// middle of create or remove). Points: create-after-add, create-after-start,
-// remove-after-stop.
+// middle of create, remove or rename). Points: create-after-add,
+// create-after-start, remove-after-stop, rename-between-records.
 void crash_point(const char* point);
 
 // Check a device name: 1..127 printable characters, no '/', not "." or "..".

@@ -40,11 +40,25 @@ std::vector<Step> plan_adoption(const std::vector<DeviceRecord>& records, const 
     return d.state == ublk::kStateLive && d.ublksrv_pid > 0 && d.ublksrv_pid != self && alive(d.ublksrv_pid);
   };
 
+  // A rename that a crash cut short leaves the record under both names, the
+  // new one with one rename more: it is the device's.
+  const auto renamed_to = [&](const DeviceRecord& r) -> const DeviceRecord* {
+    for (const DeviceRecord& o : records) {
+      if (&o != &r && r.ublk_id >= 0 && o.ublk_id == r.ublk_id && o.renames > r.renames) {
+        return &o;
+      }
+    }
+    return nullptr;
+  };
+
   for (const DeviceRecord& r : records) {
     Step s;
     s.record = r;
     const ublk::DevInfo* d = r.ublk_id >= 0 ? find_dev(r.ublk_id) : nullptr;
-    if (r.ublk_id < 0) {
+    if (const DeviceRecord* newer = renamed_to(r)) {
+      s.action = A::kDropRecord;
+      s.why = fmt::format("it was being renamed to {} (ublk device {})", newer->name, r.ublk_id);
+    } else if (r.ublk_id < 0) {
       s.action = A::kDropRecord;
       s.why = "its create never reached the kernel";
     } else if (d == nullptr) {

@@ -10,6 +10,8 @@
 //  * no device is left with I/O waiting and no one to serve it: a ubdm
 //    device with no record, or one that lost its disk, is deleted; a
 //    half-made one (a create that never started it) too;
+//  * a rename cut short (a record under each name, one ublk id) ends under
+//    the new name: the record with more renames wins;
 //  * what is not ubdm's (no stamp, or a record this daemon cannot read) is
 //    left alone, and a device another live server holds stops the start.
 #pragma once

@@ -82,6 +82,7 @@ json to_json(const DeviceRecord& r) {
   return {{"format", kStateFormat},
           {"name", r.name},
           {"uuid", r.uuid},
+          {"renames", r.renames},
           {"read_only", r.read_only},
           {"phase", phase_name(r.phase)},
           {"ublk_id", r.ublk_id},
@@ -109,6 +110,9 @@ DeviceRecord record_from_json(const json& j) {
   r.name = field<std::string>(j, "name");
   if (j.contains("uuid")) {
     r.uuid = field<std::string>(j, "uuid");
+  }
+  if (j.contains("renames")) {
+    r.renames = field<std::uint64_t>(j, "renames");
   }
   if (j.contains("read_only")) {
     r.read_only = field<bool>(j, "read_only");

@@ -31,6 +31,11 @@ struct DeviceRecord {
 
   std::string name;
   std::string uuid;  // "" for none; records from before UUIDs have none
+  // How many times the device was renamed. A rename writes the record under
+  // the new name before it erases the old one, so a crash between the two
+  // leaves both, for one ublk id: the one with more renames is the device's
+  // (plan_adoption drops the other). Records from before renames have 0.
+  std::uint64_t renames = 0;
   bool read_only = false;  // the kernel keeps it too (UBLK_ATTR_READ_ONLY)
   Phase phase = Phase::kCreating;
   std::int64_t ublk_id = -1;  // -1 until ADD_DEV gave the device its id

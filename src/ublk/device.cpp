@@ -194,7 +194,6 @@ void Device::start_queues() {
     cfg.q_id = static_cast<std::uint16_t>(q);
     cfg.depth = info_.queue_depth;
     cfg.max_io_bytes = info_.max_io_buf_bytes;
-    cfg.device_name = mapped_.device_name();
     cfg.poll_usec = options_.poll_usec;
     cfg.zero_copy = zero_copy();
     cfg.manual_registration = (info_.flags & kFeatSupportZeroCopy) != 0;

@@ -97,7 +97,7 @@ void Queue::thread_main(std::promise<void>* ready) {
   try {
     loop();
   } catch (const std::exception& e) {
-    spdlog::critical("{} queue {}: {}", cfg_.device_name, cfg_.q_id, e.what());
+    spdlog::critical("{} queue {}: {}", name(), cfg_.q_id, e.what());
   }
   teardown();
 }
@@ -109,7 +109,7 @@ void Queue::setup() {
   if (cfg_.pin && cfg_.affinity && CPU_COUNT(&*cfg_.affinity) > 0) {
     const int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof(cpu_set_t), &*cfg_.affinity);
     if (rc != 0) {
-      spdlog::warn("{} queue {}: cannot pin to its CPUs: {}", cfg_.device_name, cfg_.q_id, errno_string(rc));
+      spdlog::warn("{} queue {}: cannot pin to its CPUs: {}", name(), cfg_.q_id, errno_string(rc));
     }
   }
 
@@ -122,7 +122,7 @@ void Queue::setup() {
   // write can never be overtaken by the dead server's copy of it.
   char_slot_ = backend_->install_own_file(cfg_.char_fd);
   if (char_slot_ < 0) {
-    fail(-char_slot_, "queue {}: cannot register {} with its ring: {}", cfg_.q_id, cfg_.device_name,
+    fail(-char_slot_, "queue {}: cannot register {} with its ring: {}", cfg_.q_id, name(),
          errno_string(char_slot_));
   }
 
@@ -178,7 +178,7 @@ void Queue::setup() {
     const int rc = backend_->register_buffers(iov);
     registered_ = rc == 0;
     if (!registered_) {
-      spdlog::warn("{} queue {}: buffers not registered ({}); using unregistered I/O", cfg_.device_name,
+      spdlog::warn("{} queue {}: buffers not registered ({}); using unregistered I/O", name(),
                    cfg_.q_id, errno_string(rc));
     }
   }
@@ -312,7 +312,7 @@ void Queue::loop() {
       poll_.waited(idle_core, monotonic_ns() - wait_start);
     }
     if (rc < 0) {  // poll() reports timeouts and transient shortages as 0
-      spdlog::error("{} queue {}: ring wait failed: {}", cfg_.device_name, cfg_.q_id, errno_string(rc));
+      spdlog::error("{} queue {}: ring wait failed: {}", name(), cfg_.q_id, errno_string(rc));
     }
   }
 }
@@ -363,7 +363,7 @@ void Queue::on_tag_cqe(std::uint16_t tag, int res) {
   if (res != kIoResOk) {
     // ABORT (-ENODEV) is the kernel stopping the device: never fetch again.
     if (res != kIoResAbort) {
-      spdlog::warn("{} queue {} tag {}: ublk command failed: {}", cfg_.device_name, cfg_.q_id, tag,
+      spdlog::warn("{} queue {} tag {}: ublk command failed: {}", name(), cfg_.q_id, tag,
                    res == kIoResNeedGetData ? std::string("unexpected NEED_GET_DATA") : errno_string(res));
     }
     if (tag_state_[tag] != TagState::kDead) {
@@ -437,7 +437,7 @@ void Queue::start_registration(std::uint16_t tag) {
   if (!cfg_.manual_registration) {
     spdlog::error("{} queue {} tag {}: the kernel could not register the request's buffer, and this device "
                   "cannot register it by hand: failing the request",
-                  cfg_.device_name, cfg_.q_id, tag);
+                  name(), cfg_.q_id, tag);
     send(tag, kIoCommitAndFetchReq, -EIO);
     return;
   }
@@ -449,7 +449,7 @@ void Queue::start_registration(std::uint16_t tag) {
 
 void Queue::on_register_cqe(std::uint16_t tag, int res) {
   if (res < 0) {
-    spdlog::error("{} queue {} tag {}: registering the request's buffer failed: {}", cfg_.device_name,
+    spdlog::error("{} queue {} tag {}: registering the request's buffer failed: {}", name(),
                   cfg_.q_id, tag, errno_string(res));
     send(tag, kIoCommitAndFetchReq, -EIO);
     return;

@@ -34,7 +34,6 @@ struct QueueConfig {
   std::uint16_t q_id = 0;
   unsigned depth = 128;
   std::uint32_t max_io_bytes = 512 * 1024;
-  std::string device_name;     // for log lines
   // CPUs that submit to this queue. With `pin`, the thread runs only there,
   // so task work and wake-ups stay on the submitting CPU. Off by default:
   // measured in the 2-CPU test VM, pinning serialises the queue thread with
@@ -89,6 +88,9 @@ class Queue final : public CompletionSink {
   void request_done(Request& req, int result) override;
 
  private:
+  // The device's name for log lines (a rename changes it while we run).
+  std::string name() const { return core_.device().device_name(); }
+
   // CQE handler for one tag's FETCH/COMMIT_AND_FETCH command.
   struct TagHandler final : RingHandler {
     Queue* queue = nullptr;

@@ -102,6 +102,7 @@ expect_ok ubdmsetup udevcookies
 # A read-only device: said so by info, and the kernel refuses writes to it.
 printf '0 64 zero\n' | dmsetup create --noudevsync cmpro -r
 on_exit dm_cleanup cmpro
+on_exit dm_cleanup cmpro2
 printf '0 64 zero\n' | ubdmsetup create cmpro --readonly
 same info -c --noheadings -o name,attr,readonly cmpro
 expect_eq "$(ubdmsetup info cmpro | grep '^State')" "$(dmsetup info cmpro | grep '^State')" "info's State line"
@@ -111,6 +112,21 @@ for dev in /dev/mapper/cmpro /dev/ubdm/cmpro; do
   fi
   dd if="$dev" of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null || die "a read of read-only $dev failed"
 done
+# rename: a new name, a UUID for a device without one (once), and the
+# refusals: a name taken, a UUID set already.
+same --noudevsync rename cmpro cmpro2
+same info -c --noheadings -o name,uuid,readonly cmpro2
+both info cmpro
+[ "$DM_RC" -ne 0 ] && [ "$UB_RC" -ne 0 ] || die "info of the old name after a rename: dm exit $DM_RC, ubdm exit $UB_RC"
+same --noudevsync rename cmpro2 --setuuid CMP-ro
+same info -c --noheadings -o name,uuid cmpro2
+both --noudevsync rename cmpro2 --setuuid CMP-other
+[ "$DM_RC" -ne 0 ] && [ "$UB_RC" -ne 0 ] || die "a second --setuuid: dm exit $DM_RC, ubdm exit $UB_RC"
+both --noudevsync rename cmpro2 cmp
+[ "$DM_RC" -ne 0 ] && [ "$UB_RC" -ne 0 ] || die "a rename onto a taken name: dm exit $DM_RC, ubdm exit $UB_RC"
+same info -c --noheadings -o name,uuid cmpro2
+[ -b /dev/ubdm/cmpro2 ] && [ ! -e /dev/ubdm/cmpro ] || die "/dev/ubdm did not follow the rename"
+same --noudevsync rename cmpro2 cmpro
 same remove cmpro
 
 # deps and ls --tree over two disks and a device stacked on two others,

@@ -7,7 +7,10 @@
 #   the device is either finished (listed, ACTIVE, its table, readable) or
 #   cleaned up (no ublk device, node or state file left), and the reader
 #   does not wait forever;
-# - remove-after-stop (stopped, not deleted): the removal is finished.
+# - remove-after-stop (stopped, not deleted): the removal is finished;
+# - rename-between-records (the record written under the new name, the old
+#   one not yet erased): the device is adopted under its new name alone,
+#   its node and link moved, and it serves I/O.
 # A bystander device keeps its node, table and options throughout.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -105,5 +108,29 @@ wait_gone /dev/ubdm/r1 5
 [ ! -e "$UBDM_STATE_DIR/r1.json" ] || die "the state file of r1 is left"
 expect_logged "the finished removal of r1" "(^|[^A-Za-z0-9_])r1([^A-Za-z0-9_]|\$)"
 
-expect_ident by0 "$by_ident" "after three crashes"
+log "4. crash in rename, between writing the new record and erasing the old"
+run ubdmsetup create n1 --table "0 8192 zero"
+wait_for /dev/ubdm/n1 5
+nid=$(ublk_id n1)
+crash_at rename-between-records
+expect_adopted by0 n1
+expect_fail ubdmsetup rename n1 n2
+expect_crashed rename-between-records
+[ -e "$UBDM_STATE_DIR/n1.json" ] && [ -e "$UBDM_STATE_DIR/n2.json" ] ||
+  die "the crash did not leave both records (n1.json, n2.json): nothing tested"
+start_ubdmd
+expect_adopted by0 n2
+case $(ubdmsetup ls) in *n1*) die "n1 is still listed after its rename to n2 was cut short" ;; esac
+expect_eq "$(ublk_id n2)" "$nid" "ublk device of n2 (was n1's)"
+[ ! -e "$UBDM_STATE_DIR/n1.json" ] || die "the record of n1 is left beside n2's"
+wait_gone /dev/ubdm/n1 5
+wait_for /dev/ubdm/n2 5
+dd if=/dev/ubdm/n2 of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null || die "reading n2 failed"
+# And a rename that is not cut short moves the link at once.
+run ubdmsetup rename n2 n3
+[ -b /dev/ubdm/n3 ] || die "/dev/ubdm/n3 is not there after the rename"
+wait_gone /dev/ubdm/n2 5
+run ubdmsetup remove n3
+
+expect_ident by0 "$by_ident" "after four crashes"
 fio_verify /dev/ubdm/by0 2M --iodepth=8

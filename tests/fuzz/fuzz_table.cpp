@@ -32,7 +32,7 @@ using namespace ubdm;
 // The owner of the table: two queues, so per-queue selector state is built.
 class FuzzDevice final : public DeviceContext {
  public:
-  const std::string& device_name() const override { return name_; }
+  std::string device_name() const override { return name_; }
   bool noflush_suspending() const override { return false; }
   bool suspending() const override { return true; }
   bool suspended() const override { return true; }

@@ -286,7 +286,7 @@ TEST_F(DaemonLockingTest, ConcurrentClientsKeepTheRegistryConsistent) {
       for (int i = 0; i < kRounds; ++i) {
         const std::string name = "d" + std::to_string(rng() % 4);
         json req;
-        switch (rng() % 8) {
+        switch (rng() % 9) {
           case 0:
             req = {{"op", "create"},
                    {"name", name},
@@ -309,6 +309,9 @@ TEST_F(DaemonLockingTest, ConcurrentClientsKeepTheRegistryConsistent) {
             break;
           case 6:
             req = {{"op", "suspend"}, {"name", name}, {"noflush", true}, {"timeout_ms", 1000}};
+            break;
+          case 7:
+            req = {{"op", "rename"}, {"name", name}, {"new_name", "d" + std::to_string(rng() % 4)}};
             break;
           default:
             req = {{"op", "resume"}, {"name", name}};

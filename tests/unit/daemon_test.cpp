@@ -212,6 +212,85 @@ TEST_F(DaemonTest, PersistentMapsAreCreatedAndBrokenOnesReported) {
   std::filesystem::remove_all(dir);
 }
 
+// dmsetup rename: the device answers to its new name only, everywhere.
+TEST_F(DaemonTest, RenameMovesTheDeviceToItsNewName) {
+  call({{"op", "create"}, {"name", "a"}, {"uuid", "U-a"}, {"table", "0 4096 linear disk0 0"}});
+  call({{"op", "create"}, {"name", "z"}, {"table", "0 8 zero"}});
+  const json d = call({{"op", "rename"}, {"name", "a"}, {"new_name", "b"}})["device"];
+  EXPECT_EQ(d["name"], "b");
+  EXPECT_EQ(d["uuid"], "U-a") << "a rename keeps the UUID";
+  EXPECT_EQ(failure({{"op", "info"}, {"name", "a"}}).first, ENXIO);
+  EXPECT_EQ(info("b")["size_sectors"], 4096);
+  EXPECT_EQ(call({{"op", "table"}, {"name", "b"}})["devices"][0]["name"], "b");
+  EXPECT_EQ(call({{"op", "status"}})["devices"][0]["name"], "b");
+  const json devs = call({{"op", "ls"}})["devices"];
+  ASSERT_EQ(devs.size(), 2U) << devs.dump();
+  EXPECT_EQ(devs[0]["name"], "b");
+  EXPECT_EQ(devs[1]["name"], "z");
+  EXPECT_EQ(manager().device_count(), 2U);
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(info("a")["size_sectors"], 8) << "the old name is free again";
+  call({{"op", "remove"}, {"name", "b"}});
+  EXPECT_EQ(failure({{"op", "info"}, {"name", "b"}}).first, ENXIO);
+}
+
+TEST_F(DaemonTest, RenameIsRefusedWithNoChangeForATakenBadOrSameName) {
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  call({{"op", "create"}, {"name", "b"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_name", "b"}}),
+            std::make_pair(EBUSY, std::string("cannot rename a to b: a device of that name exists already")));
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_name", "a"}}),
+            std::make_pair(EBUSY, std::string("a is the device's name already")));
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_name", "x/y"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_name", ""}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}}),
+            std::make_pair(EINVAL, std::string("rename takes either a new name or a new UUID")));
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_name", "c"}, {"new_uuid", "U"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "nope"}, {"new_name", "c"}}).first, ENXIO);
+  const json devs = call({{"op", "ls"}})["devices"];
+  ASSERT_EQ(devs.size(), 2U);
+  EXPECT_EQ(devs[0]["name"], "a");
+  EXPECT_EQ(devs[1]["name"], "b");
+  EXPECT_EQ(failure({{"op", "info"}, {"name", "c"}}).first, ENXIO);
+}
+
+// As dm: a device without a UUID may be given one, once; UUIDs stay unique.
+TEST_F(DaemonTest, SetUuidGivesADeviceWithoutOneAUuidOnce) {
+  call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
+  call({{"op", "create"}, {"name", "b"}, {"uuid", "U-b"}, {"table", "0 8 zero"}});
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_uuid", "U-b"}}),
+            std::make_pair(EBUSY, std::string("cannot give a the UUID U-b: device b has it")));
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_uuid", "has space"}}).first, EINVAL);
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_uuid", ""}}).first, EINVAL);
+  EXPECT_EQ(info("a")["uuid"], "") << "refused: unchanged";
+  EXPECT_EQ(call({{"op", "rename"}, {"name", "a"}, {"new_uuid", "U-a"}})["device"]["uuid"], "U-a");
+  EXPECT_EQ(info("a")["uuid"], "U-a");
+  EXPECT_EQ(failure({{"op", "rename"}, {"name", "a"}, {"new_uuid", "U-c"}}),
+            std::make_pair(EINVAL, std::string("cannot change the UUID of a to U-c: it is U-a already (a device's "
+                                               "UUID is set once)")));
+  EXPECT_EQ(failure({{"op", "create"}, {"name", "c"}, {"uuid", "U-a"}, {"table", "0 8 zero"}}).first, EEXIST)
+      << "the UUID given is taken for create too";
+}
+
+// A map of maps.d renamed behind its file would be made again at the next
+// start, over the disks the renamed device holds.
+TEST_F(DaemonTest, AMapOfMapsDIsRenamedOnlyWithItsFile) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ubdm-rename-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "maps.d");
+  std::ofstream(dir / "maps.d" / "good.table") << "0 4096 linear disk0 0\n";
+  cfg.config_dir = dir.string();
+  EXPECT_EQ(manager().load_persistent_maps(), 1U);
+  const auto [err, msg] = failure({{"op", "rename"}, {"name", "good"}, {"new_name", "better"}});
+  EXPECT_EQ(err, EINVAL);
+  EXPECT_EQ(msg, "good is made from " + (dir / "maps.d" / "good.table").string() +
+                     " at every start of ubdmd: rename that file to better.table first");
+  EXPECT_EQ(info("good")["name"], "good");
+  std::filesystem::rename(dir / "maps.d" / "good.table", dir / "maps.d" / "better.table");
+  call({{"op", "rename"}, {"name", "good"}, {"new_name", "better"}});
+  EXPECT_EQ(info("better")["name"], "better");
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(DaemonTest, ShutdownRemovesEveryDeviceEvenSuspendedOnes) {
   call({{"op", "create"}, {"name", "a"}, {"table", "0 8 zero"}});
   call({{"op", "create"}, {"name", "b"}, {"table", "0 8 zero"}});

@@ -62,6 +62,7 @@ DeviceRecord sample() {
   r.suspended = true;
   r.noflush = true;
   r.messages = {{0, {"fail_path", "/dev/sdb"}}, {0, {"queue_if_no_path"}}};
+  r.renames = 2;
   return r;
 }
 
@@ -88,9 +89,11 @@ TEST(RecoveryState, RecordsFromBeforeUuidsReadAsHavingNone) {
   json j = to_json(sample());
   j.erase("uuid");
   j.erase("read_only");
+  j.erase("renames");
   DeviceRecord want = sample();
   want.uuid.clear();
   want.read_only = false;
+  want.renames = 0;
   EXPECT_EQ(record_from_json(j), want);
 }
 
@@ -280,6 +283,23 @@ TEST(AdoptionPlan, TwoRecordsForOneDeviceAdoptOnlyTheFirst) {
   EXPECT_EQ(p[1], "drop-record: ublk device 0 is already another record's");
 }
 
+// A rename writes the record under the new name, then erases the old one:
+// a crash between the two leaves both, and the newer is the device's,
+// whichever name sorts first.
+TEST(AdoptionPlan, ARenameCutShortEndsUnderTheNewName) {
+  for (const auto& [older, newer] : {std::pair{"a", "b"}, std::pair{"b", "a"}}) {
+    DeviceRecord before = record(older, 0);
+    DeviceRecord after = record(newer, 0);
+    before.renames = 2;
+    after.renames = 3;
+    const Plan p = plan({before, after}, {device(0, ublk::kStateQuiesced)});
+    ASSERT_EQ(p.steps.size(), 2U);
+    EXPECT_EQ(p[0], fmt::format("drop-record: it was being renamed to {} (ublk device 0)", newer));
+    EXPECT_EQ(p[1], "adopt: its server exited");
+    EXPECT_EQ(p.steps[1].record->name, newer);
+  }
+}
+
 // --- a daemon taking devices back -------------------------------------------------
 
 class DaemonRecoveryTest : public ::testing::Test {
@@ -410,6 +430,31 @@ TEST_F(DaemonRecoveryTest, ANewDaemonRestoresTablesStateAndMessages) {
   call(m, {{"op", "resume"}, {"name", "mp"}});
   const std::string table = call(m, {{"op", "table"}, {"name", "mp"}})["devices"][0]["lines"][0];
   EXPECT_EQ(table.find("queue_if_no_path"), std::string::npos) << "fail_if_no_path was restored: " << table;
+}
+
+TEST_F(DaemonRecoveryTest, ARenamedDeviceIsRecordedAndAdoptedUnderItsNewName) {
+  const std::string dir2 = dir.sub("after-crash");
+  std::vector<ublk::DevInfo> kernel;
+  {
+    daemon::DeviceManager m(cfg, storage, nullptr);
+    call(m, {{"op", "create"}, {"name", "a"}, {"table", "0 4096 linear disk0 0"}});
+    call(m, {{"op", "rename"}, {"name", "a"}, {"new_name", "b"}});
+    EXPECT_FALSE(fs::exists(cfg.state_dir + "/a.json")) << "the old record is gone";
+    const json r = json::parse(read_file(cfg.state_dir + "/b.json"));
+    EXPECT_EQ(r["name"], "b");
+    EXPECT_EQ(r["renames"], 1);
+    call(m, {{"op", "rename"}, {"name", "b"}, {"new_uuid", "U-b"}});
+    EXPECT_EQ(json::parse(read_file(cfg.state_dir + "/b.json"))["uuid"], "U-b");
+    kernel = crash_copy(dir2);
+  }
+  cfg.state_dir = dir2;
+  daemon::DeviceManager m(cfg, storage, nullptr);
+  EXPECT_EQ(m.adopt_devices(kernel, std::chrono::seconds(10)), 1U);
+  const json b = call(m, {{"op", "info"}, {"name", "b"}})["devices"][0];
+  EXPECT_EQ(b["uuid"], "U-b");
+  EXPECT_EQ(b["size_sectors"], 4096);
+  call(m, {{"op", "rename"}, {"name", "b"}, {"new_name", "c"}});
+  EXPECT_EQ(json::parse(read_file(dir2 + "/c.json"))["renames"], 2) << "renames count on across restarts";
 }
 
 TEST_F(DaemonRecoveryTest, ATableThatCannotBeRebuiltHoldsTheDeviceForTheOperator) {

@@ -32,7 +32,7 @@ constexpr std::uint32_t kFrontendMaxIo = 256 * 1024;
 // DeviceContext for tables built without a MappedDevice.
 class StubDevice final : public DeviceContext {
  public:
-  const std::string& device_name() const override { return name_; }
+  std::string device_name() const override { return name_; }
   bool noflush_suspending() const override { return false; }
   bool suspending() const override { return false; }
   bool suspended() const override { return false; }

@@ -469,6 +469,32 @@ TEST_F(ControlCliTest, ReadOnlyIsACreateOption) {
   EXPECT_EQ(request_count(), before);
 }
 
+// dmsetup's two forms: rename NAME NEW_NAME, and rename NAME --setuuid UUID
+// (a flag: the UUID is the last word); -u UUID stands for NAME.
+TEST_F(ControlCliTest, RenameTakesANewNameOrSetsAUuid) {
+  auto r = run_cli(with_socket({"rename", "mp0", "mp1"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "") << "dmsetup rename prints nothing";
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "rename"}, {"name", "mp0"}, {"new_name", "mp1"}}));
+  r = run_cli(with_socket({"rename", "mp0", "--setuuid", "mpath-3600"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "rename"}, {"name", "mp0"}, {"new_uuid", "mpath-3600"}}));
+  r = run_cli(with_socket({"rename", "--setuuid", "mp0", "mpath-3600"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "rename"}, {"name", "mp0"}, {"new_uuid", "mpath-3600"}}));
+  r = run_cli(with_socket({"rename", "-u", "mpath-3600", "mp2"}));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(last_request(), (json{{"v", 1}, {"op", "rename"}, {"name", "mp0"}, {"new_name", "mp2"}}));
+  const std::size_t before = request_count();
+  r = run_cli(with_socket({"rename", "mp0"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: rename mp0: NEW_NAME is required (see ubdmsetup rename --help)\n");
+  r = run_cli(with_socket({"rename", "mp0", "--setuuid"}));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "ubdmsetup: rename mp0: UUID is required (see ubdmsetup rename --help)\n");
+  EXPECT_EQ(request_count(), before) << "usage errors send nothing";
+}
+
 TEST_F(ControlCliTest, UdevCookieVerbsAreAcceptedAndAskNothing) {
   const std::size_t before = request_count();
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{

@@ -2,6 +2,11 @@
 // dmsetup output formats (lvm2 libdm/dm-tools/dmsetup.c), reimplemented.
 #include "cli/format.hpp"
 
+#include <langinfo.h>
+#include <locale.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -10,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -397,52 +403,304 @@ std::string format_stats(const nlohmann::json& reply) {
 
 namespace {
 
-struct TreeNode {
-  std::string label;                 // what the line shows after the connector
-  bool shown = true;                 // false: a leaf with nothing to show (nodevice)
-  std::vector<std::string> children; // keys into the node map, in the kernel's order
+// The glyphs of one drawing style, in dmsetup's terms: the two columns a
+// level takes on a line below its node (a gap, or a vertical while that
+// level has more to come), the two before a node (a branch, or the last
+// one's corner), and compact's three joining a parent to its first child on
+// the same line (only child or last: "---"; more to come: "-+-").
+struct TreeGlyphs {
+  std::string_view gap;
+  std::string_view vert;
+  std::string_view branch;
+  std::string_view last;
+  std::string_view single;
+  std::string_view first;
 };
 
-// One line per node below `key`, as dmsetup draws its ASCII tree: each
-// level adds " " and then, for the levels above, "| " while that level has
-// more to come ("  " once it has not), and for the node itself "|-" or
-// "`-" for the last child.
-void draw(const std::map<std::string, TreeNode>& nodes, const std::string& key, std::string& prefix,
-          bool last, int depth, std::string& out) {
-  const TreeNode& n = nodes.at(key);
-  if (!n.shown) {
-    return;
+constexpr TreeGlyphs kAsciiGlyphs{"  ", "| ", "|-", "`-", "---", "-+-"};
+// U+2502, U+251C U+2500, U+2514 U+2500, U+2500 x3, U+2500 U+252C U+2500.
+constexpr TreeGlyphs kUtfGlyphs{"  ",
+                                "\xe2\x94\x82 ",
+                                "\xe2\x94\x9c\xe2\x94\x80",
+                                "\xe2\x94\x94\xe2\x94\x80",
+                                "\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80",
+                                "\xe2\x94\x80\xe2\x94\xac\xe2\x94\x80"};
+// Each glyph in the DEC special graphics set: ESC ( 0 makes it G0 and SI
+// selects G0, ESC ( B brings ASCII back; x t q m w draw as U+2502 U+251C
+// U+2500 U+2514 U+252C.
+constexpr TreeGlyphs kVt100Glyphs{"  ",
+                                  "\x1b(0\x0f" "x" "\x1b(B ",
+                                  "\x1b(0\x0f" "tq" "\x1b(B",
+                                  "\x1b(0\x0f" "mq" "\x1b(B",
+                                  "\x1b(0\x0f" "qqq" "\x1b(B",
+                                  "\x1b(0\x0f" "qwq" "\x1b(B"};
+
+const TreeGlyphs& glyphs(TreeSymbols s) {
+  switch (s) {
+    case TreeSymbols::kUtf:
+      return kUtfGlyphs;
+    case TreeSymbols::kVt100:
+      return kVt100Glyphs;
+    case TreeSymbols::kAscii:
+      break;
   }
-  if (depth == 0) {
-    out += n.label + "\n";
-  } else {
-    out += prefix + " " + (last ? "`-" : "|-") + n.label + "\n";
-  }
-  if (depth > 64) {
-    return;  // a loop would need a device built over itself; never draw one forever
-  }
-  const std::size_t keep = prefix.size();
-  if (depth > 0) {
-    prefix += last ? "   " : " | ";
-  }
-  std::vector<const std::string*> shown;
-  for (const std::string& c : n.children) {
-    if (nodes.at(c).shown) {
-      shown.push_back(&c);
+  return kAsciiGlyphs;
+}
+
+// dmsetup draws no node deeper than this (its MAX_DEPTH, less the two
+// levels it keeps for target lines).
+constexpr unsigned kMaxTreeDepth = 100;
+
+// A node of the dependency tree as libdm builds it (dm_tree): index 0 is the
+// root; a device links the nodes it uses and they link it back, in the
+// order the links were made. The root uses the devices nothing uses yet
+// (the top level) and every device that uses nothing links the root (the
+// bottom level).
+struct DepNode {
+  std::string name;    // "" for a device ubdm does not serve
+  std::string number;  // "M:m", or a file's path
+  std::string blk;     // its kernel name, "" if unknown
+  std::string attrs;   // " [...]" as the options ask ("" for a device ubdm does not serve)
+  std::vector<std::size_t> deps;  // what it is built over, in the kernel's order
+  bool served = false;
+  bool in_tree = false;
+  std::vector<std::size_t> uses;
+  std::vector<std::size_t> used_by;
+};
+
+class DepTree {
+ public:
+  static constexpr std::size_t kRoot = 0;
+
+  explicit DepTree(std::vector<DepNode> nodes) : nodes_(std::move(nodes)) {}
+
+  const DepNode& at(std::size_t i) const { return nodes_[i]; }
+
+  // What libdm's dm_tree_add_dev does for `n` under `parent`: a node whose
+  // parent is the root joins the top level only while nothing uses it,
+  // and one given a real parent leaves it (and the parent leaves the
+  // bottom level). Only a node met for the first time links its own
+  // dependencies (or, with none, joins the bottom level).
+  void add(std::size_t parent, std::size_t n) {
+    DepNode& node = nodes_[n];
+    const bool fresh = !node.in_tree;
+    node.in_tree = true;
+    if (parent != kRoot || children(n, true) == 0) {
+      if (parent != kRoot) {
+        unlink(kRoot, n);
+      }
+      unlink(parent, kRoot);
+      link(parent, n);
+    }
+    if (!fresh) {
+      return;
+    }
+    if (!node.served || node.deps.empty()) {
+      link(n, kRoot);
+      return;
+    }
+    const std::vector<std::size_t> deps = node.deps;
+    for (const std::size_t d : deps) {
+      add(n, d);
     }
   }
-  for (std::size_t i = 0; i < shown.size(); ++i) {
-    draw(nodes, *shown[i], prefix, i + 1 == shown.size(), depth + 1, out);
+
+  // libdm's dm_tree_node_num_children: none at the top level (inverted) or
+  // the bottom level (not inverted).
+  std::size_t children(std::size_t n, bool inverted) const {
+    if (inverted) {
+      return linked(kRoot, n) ? 0 : nodes_[n].used_by.size();
+    }
+    return linked(n, kRoot) ? 0 : nodes_[n].uses.size();
   }
-  prefix.resize(keep);
-}
+
+  const std::vector<std::size_t>& next(std::size_t n, bool inverted) const {
+    return inverted ? nodes_[n].used_by : nodes_[n].uses;
+  }
+
+ private:
+  bool linked(std::size_t parent, std::size_t child) const {
+    const auto& u = nodes_[parent].uses;
+    return std::find(u.begin(), u.end(), child) != u.end();
+  }
+  void link(std::size_t parent, std::size_t child) {
+    if (!linked(parent, child)) {
+      nodes_[parent].uses.push_back(child);
+      nodes_[child].used_by.push_back(parent);
+    }
+  }
+  void unlink(std::size_t parent, std::size_t child) {
+    if (!linked(parent, child)) {
+      return;
+    }
+    auto& u = nodes_[parent].uses;
+    u.erase(std::find(u.begin(), u.end(), child));
+    auto& b = nodes_[child].used_by;
+    if (const auto it = std::find(b.begin(), b.end(), parent); it != b.end()) {
+      b.erase(it);
+    }
+  }
+
+  std::vector<DepNode> nodes_;
+};
+
+// dmsetup's tree writer: a node's line is the levels above it (each its
+// width plus one blank, then a vertical while that level has more to come),
+// its own branch, then its text. Compact writes a parent's first child on
+// the parent's line, so a level's width is that of its node's text there.
+// Truncation counts columns as dmsetup does (every byte but UTF-8
+// continuation bytes, escapes included): a line longer than the width keeps
+// one column less and ends in "...".
+class TreeWriter {
+ public:
+  explicit TreeWriter(const TreeOptions& o)
+      : o_(o),
+        g_(glyphs(o.symbols)),
+        attributes_(o.active || o.rw || o.open || o.uuid),
+        compact_(o.compact && !attributes_) {}
+
+  void walk(const DepTree& tree, std::size_t parent, unsigned depth) {
+    if (depth + 2 > kMaxTreeDepth) {
+      return;  // nothing below would be drawn (and a loop ends)
+    }
+    const std::vector<std::size_t>& kids = tree.next(parent, o_.inverted);
+    for (std::size_t i = 0; i < kids.size(); ++i) {
+      const std::size_t child = kids[i];
+      const bool has_children = tree.children(child, o_.inverted) != 0;
+      node(tree.at(child), depth, i + 1 == kids.size(), has_children);
+      if (has_children) {
+        walk(tree, child, depth + 1);
+      }
+    }
+  }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  // A hidden node (a device ubdm does not serve, with neither its numbers
+  // nor its name asked for) leaves its level's state alone, and it still
+  // counts as the last child or not.
+  void node(const DepNode& n, unsigned depth, bool last, bool has_children) {
+    if (depth + 2 > kMaxTreeDepth || (n.name.empty() && !o_.device && !o_.blkdevname)) {
+      return;
+    }
+    more_[depth] = !last;
+    width_[depth] = 0;
+    const bool first_on_line = x_ == 1;
+    if (!compact_ || first_on_line) {
+      prefix(depth);
+    }
+    const unsigned start = x_;
+    if (compact_ && !first_on_line) {
+      put(more_[depth] ? g_.first : g_.single);
+    }
+    put(n.name);
+    if (o_.blkdevname && !n.blk.empty()) {
+      put(" <");
+      put(n.blk);
+      put(">");
+    }
+    if (o_.device) {
+      put(" (");
+      put(n.number);
+      put(")");
+    }
+    if (attributes_ && n.served) {
+      put(n.attrs);
+    }
+    if (compact_) {
+      width_[depth] = x_ - start;
+    }
+    if (!compact_ || !has_children) {
+      newline();
+    }
+  }
+
+  void prefix(unsigned depth) {
+    for (unsigned d = 0; d < depth; ++d) {
+      for (unsigned k = 0; k <= width_[d]; ++k) {
+        put(" ");
+      }
+      if (d + 1 == depth) {
+        put(more_[depth] ? g_.branch : g_.last);
+      } else {
+        put(more_[d + 1] ? g_.vert : g_.gap);
+      }
+    }
+  }
+
+  void put(std::string_view s) {
+    for (const char c : s) {
+      put_byte(static_cast<unsigned char>(c));
+    }
+  }
+
+  void put_byte(unsigned char c) {
+    const bool starts_char = (c & 0xC0U) != 0x80U;
+    x_ += starts_char ? 1 : 0;
+    if (!o_.truncate) {
+      out_ += static_cast<char>(c);
+      return;
+    }
+    if (x_ <= o_.columns) {
+      out_ += static_cast<char>(c);
+    }
+    if (x_ == o_.columns + 1 && starts_char) {
+      // The column past the width: kept back in case the line ends here
+      // (then it fits), unless one is kept already or it is not ASCII.
+      if (held_ != 0 || (c & 0x80U) != 0) {
+        out_ += "...";
+      } else {
+        held_ = static_cast<char>(c);
+        --x_;
+      }
+    }
+  }
+
+  void newline() {
+    if (held_ != 0 && x_ == o_.columns) {
+      out_ += held_;
+    }
+    held_ = 0;
+    out_ += '\n';
+    x_ = 1;
+  }
+
+  const TreeOptions& o_;
+  const TreeGlyphs& g_;
+  const bool attributes_;
+  const bool compact_;
+  std::array<unsigned, kMaxTreeDepth> width_{};
+  std::array<bool, kMaxTreeDepth> more_{};
+  unsigned x_ = 1;  // the column the next character takes
+  char held_ = 0;
+  std::string out_;
+};
 
 }  // namespace
 
-TreeOptions parse_tree_options(std::string_view list) {
+TreeSymbols default_tree_symbols(std::string_view codeset) {
+  return codeset == "UTF-8" ? TreeSymbols::kUtf : TreeSymbols::kAscii;
+}
+
+std::string environment_codeset() {
+  locale_t loc = ::newlocale(LC_ALL_MASK, "", nullptr);
+  if (loc == nullptr) {
+    loc = ::newlocale(LC_ALL_MASK, "C", nullptr);
+  }
+  if (loc == nullptr) {
+    return "ANSI_X3.4-1968";
+  }
+  std::string codeset = ::nl_langinfo_l(CODESET, loc);
+  ::freelocale(loc);
+  return codeset;
+}
+
+TreeOptions parse_tree_options(std::string_view list, TreeSymbols symbols) {
   TreeOptions o;
-  // Each option sets one switch; ascii and notrunc are what ubdmsetup does anyway.
-  static constexpr std::array<std::pair<std::string_view, std::pair<bool TreeOptions::*, bool>>, 7> kSwitches{{
+  o.symbols = symbols;
+  // Each option sets one switch or picks the drawing.
+  static constexpr std::array<std::pair<std::string_view, std::pair<bool TreeOptions::*, bool>>, 10> kSwitches{{
       {"device", {&TreeOptions::device, true}},
       {"nodevice", {&TreeOptions::device, false}},
       {"blkdevname", {&TreeOptions::blkdevname, true}},
@@ -450,21 +708,45 @@ TreeOptions parse_tree_options(std::string_view list) {
       {"open", {&TreeOptions::open, true}},
       {"rw", {&TreeOptions::rw, true}},
       {"uuid", {&TreeOptions::uuid, true}},
+      {"inverted", {&TreeOptions::inverted, true}},
+      {"compact", {&TreeOptions::compact, true}},
+      {"notrunc", {&TreeOptions::truncate, false}},
+  }};
+  static constexpr std::array<std::pair<std::string_view, TreeSymbols>, 3> kSymbols{{
+      {"ascii", TreeSymbols::kAscii},
+      {"utf", TreeSymbols::kUtf},
+      {"vt100", TreeSymbols::kVt100},
   }};
   for (const std::string_view w : split_list(list)) {
-    if (w == "ascii" || w == "notrunc") {
+    const auto* sym = std::find_if(kSymbols.begin(), kSymbols.end(), [&](const auto& s) { return s.first == w; });
+    if (sym != kSymbols.end()) {
+      o.symbols = sym->second;
       continue;
     }
     const auto* it = std::find_if(kSwitches.begin(), kSwitches.end(), [&](const auto& s) { return s.first == w; });
     if (it == kSwitches.end()) {
       throw std::invalid_argument(fmt::format(
           "ls --tree -o {} is not supported (supported: device, nodevice, blkdevname, active, open, rw, uuid, "
-          "ascii, notrunc)",
+          "inverted, compact, notrunc, ascii, utf, vt100)",
           w));
     }
     o.*(it->second.first) = it->second.second;
   }
   return o;
+}
+
+void fit_tree_to_terminal(TreeOptions& opts, unsigned terminal_columns) {
+  if (opts.symbols != TreeSymbols::kVt100 && terminal_columns > 3) {
+    opts.columns = terminal_columns - 3;
+  }
+}
+
+unsigned stdout_terminal_columns() {
+  winsize ws{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0) {
+    return 0;
+  }
+  return ws.ws_col;
 }
 
 std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name,
@@ -476,19 +758,23 @@ std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json&
   for (const auto& d : info_reply.at("devices")) {
     info[d.at("name").get<std::string>()] = &d;
   }
-  std::map<std::string, TreeNode> nodes;    // by "M:m" (or a file's path)
-  std::map<std::string, std::string> roots;  // name -> key, in name order
-  std::set<std::string> used;
+  // The devices by name, as the kernel lists dm's.
+  std::map<std::string, const nlohmann::json*> devices;
   for (const auto& d : ls_reply.at("devices")) {
-    const std::string name = d.at("name").get<std::string>();
-    const std::string key = devno(d);
-    std::string label = name;
-    if (opts.blkdevname) {
-      label += fmt::format(" <{}>", basename_of(d.value("blockdev", std::string())));
-    }
-    if (opts.device) {
-      label += fmt::format(" ({})", key);
-    }
+    devices[d.at("name").get<std::string>()] = &d;
+  }
+  if (devices.empty()) {
+    return kNoDevices;
+  }
+  std::vector<DepNode> nodes(1);            // [0]: the root
+  std::map<std::string, std::size_t> index;  // by "M:m" (or a file's path)
+  std::vector<std::size_t> order;            // the devices' nodes, by name
+  for (const auto& [name, d] : devices) {
+    DepNode n;
+    n.name = name;
+    n.number = devno(*d);
+    n.blk = basename_of(d->value("blockdev", std::string()));
+    n.served = true;
     // dmsetup's order: state, access, open count, UUID.
     std::vector<std::string> attrs;
     if (const auto it = info.find(name); it != info.end()) {
@@ -507,16 +793,16 @@ std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json&
       }
     }
     if (!attrs.empty()) {
-      label += " [" + fmt::format("{}", fmt::join(attrs, ", ")) + "]";
+      n.attrs = " [" + fmt::format("{}", fmt::join(attrs, ", ")) + "]";
     }
-    nodes[key].label = label;
-    roots.emplace(name, key);
+    index.emplace(n.number, nodes.size());
+    order.push_back(nodes.size());
+    nodes.push_back(std::move(n));
   }
-  for (const auto& d : ls_reply.at("devices")) {
-    const std::string name = d.at("name").get<std::string>();
-    const auto deps = deps_by_name.find(name);
+  for (const std::size_t i : order) {
+    const auto deps = deps_by_name.find(nodes[i].name);
     if (deps == deps_by_name.end()) {
-      continue;
+      continue;  // removed since ls: drawn as over nothing
     }
     for (const auto& dep : deps->at("deps")) {
       const auto major = dep.at("major").get<std::uint32_t>();
@@ -524,28 +810,26 @@ std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json&
       const std::string path = dep.value("path", std::string());
       const bool file = major == 0 && minor == 0 && !path.empty();
       const std::string key = file ? path : devno(dep);
-      if (nodes.count(key) == 0) {
-        // Not a ubdm device: a leaf with no name, only what the options show.
-        TreeNode& leaf = nodes[key];
-        leaf.shown = opts.device;
-        if (opts.blkdevname && !file) {
-          leaf.label += fmt::format(" <{}>", kname ? kname(major, minor) : std::string());
+      auto [it, added] = index.emplace(key, nodes.size());
+      if (added) {
+        // Not a ubdm device: no name, only what the options show.
+        DepNode leaf;
+        leaf.number = key;
+        if (opts.blkdevname && !file && kname) {
+          leaf.blk = kname(major, minor);
         }
-        leaf.label += fmt::format(" ({})", key);
+        nodes.push_back(std::move(leaf));
       }
-      nodes[devno(d)].children.push_back(key);
-      used.insert(key);
+      nodes[i].deps.push_back(it->second);
     }
   }
-  std::string out;
-  for (const auto& [name, key] : roots) {
-    if (used.count(key) == 0) {
-      std::string prefix;
-      draw(nodes, key, prefix, true, 0, out);
-    }
+  DepTree tree(std::move(nodes));
+  for (const std::size_t i : order) {
+    tree.add(DepTree::kRoot, i);
   }
-  return out.empty() ? std::string(kNoDevices) : out;
+  TreeWriter writer(opts);
+  writer.walk(tree, DepTree::kRoot, 0);
+  return writer.take();
 }
-
 
 }  // namespace ubdm::cli

@@ -72,9 +72,25 @@ std::string format_message_reply(const nlohmann::json& reply);
 // I/Os in flight and sent, selector info), aligned in columns.
 std::string format_paths(const nlohmann::json& reply);
 
-// What `ls --tree -o LIST` shows of each node, as dmsetup's options name it
-// (device/nodevice, blkdevname, active, open, rw, uuid; ascii and notrunc
-// change nothing here).
+// The characters `ls --tree` draws with, as dmsetup's options name them:
+// "|-", "`-" (ascii), box drawing (utf) or the VT100 line-drawing set,
+// switched in and out with escapes (vt100).
+enum class TreeSymbols : std::uint8_t { kAscii, kUtf, kVt100 };
+
+// dmsetup's default drawing: utf when the locale's codeset
+// (nl_langinfo(CODESET) after its setlocale(LC_ALL, "")) is exactly
+// "UTF-8", else ascii. Whether stdout is a terminal does not matter.
+TreeSymbols default_tree_symbols(std::string_view codeset);
+
+// The codeset of the locale the environment names (LC_ALL, LC_*, LANG), as
+// setlocale(LC_ALL, "") would set it, read without changing the process's
+// locale: the C locale's ("ANSI_X3.4-1968") when one of them names a locale
+// that is not installed, as setlocale then changes nothing.
+std::string environment_codeset();
+
+// What `ls --tree -o LIST` shows of each node and how, as dmsetup's options
+// name them: device/nodevice, blkdevname, active, open, rw, uuid, inverted,
+// compact, notrunc, ascii, utf, vt100.
 struct TreeOptions {
   bool device = true;
   bool blkdevname = false;
@@ -82,19 +98,36 @@ struct TreeOptions {
   bool open = false;
   bool rw = false;
   bool uuid = false;
+  bool inverted = false;  // from the disks up to the devices built on them
+  bool compact = false;   // a first child on its parent's line (not with attributes)
+  bool truncate = true;   // lines cut at `columns` ("..."); notrunc: not
+  TreeSymbols symbols = TreeSymbols::kAscii;
+  unsigned columns = 80;  // dmsetup's width when stdout is not a terminal
 };
+// The options in LIST over dmsetup's defaults, with `symbols` drawing
+// unless LIST names ascii, utf or vt100 (the last one named wins).
 // Throws std::invalid_argument naming an option it does not support.
-TreeOptions parse_tree_options(std::string_view list);
+TreeOptions parse_tree_options(std::string_view list, TreeSymbols symbols = TreeSymbols::kAscii);
+
+// dmsetup's width on a terminal of `terminal_columns` (0: stdout is not
+// one): 3 columns less when it is wider than 3, except with vt100, whose
+// escapes count as columns; otherwise `opts.columns` stays 80.
+void fit_tree_to_terminal(TreeOptions& opts, unsigned terminal_columns);
+// The width of the terminal on stdout, 0 if stdout is not a terminal.
+unsigned stdout_terminal_columns();
 
 // The kernel name of a block device by number ("sda"), "" if unknown.
 using KernelName = std::function<std::string(std::uint32_t major, std::uint32_t minor)>;
 
-// `ls --tree`: each device that no other ubdm device is built over, with the
-// devices under it drawn as dmsetup's ASCII tree; a device ubdm does not
-// serve is a leaf shown by its numbers (and left out with nodevice).
-// `deps_by_name` maps each device's name to its `deps` answer, in the
-// kernel's order; `info_reply` is `info` of every device (for the
-// attributes).
+// `ls --tree`: dmsetup's tree of every device. By default each device that
+// no other ubdm device is built over, with the devices under it; inverted,
+// each device with nothing under it (a disk ubdm does not serve, or a ubdm
+// device over no device), with the devices built over it. A device ubdm
+// does not serve shows its numbers only (nothing with nodevice). The order
+// and the drawing are libdm's: devices by name, each one's children in the
+// order the links were made. `deps_by_name` maps each device's name to its
+// `deps` answer, in the kernel's order; `info_reply` is `info` of every
+// device (for the attributes).
 std::string format_ls_tree(const nlohmann::json& ls_reply, const nlohmann::json& deps_by_name,
                            const nlohmann::json& info_reply, const TreeOptions& opts, const KernelName& kname);
 

@@ -572,17 +572,20 @@ int run_command(const std::vector<std::string>& argv) {
 }
 
 // ls --tree: every device with what it is built over, drawn with what -o
-// asks for (parse_tree_options).
+// asks for (parse_tree_options): by default in box characters when the
+// environment's locale is a UTF-8 one, as dmsetup, and cut at dmsetup's
+// width (fit_tree_to_terminal).
 int list_tree(control::ControlClient& client, const Args& a) {
   if (!a.target.empty() || !a.exec.empty()) {
     throw UsageError("--tree does not go with --target or --exec");
   }
   TreeOptions topts;
   try {
-    topts = parse_tree_options(a.report.fields);
+    topts = parse_tree_options(a.report.fields, default_tree_symbols(environment_codeset()));
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
+  fit_tree_to_terminal(topts, stdout_terminal_columns());
   const nlohmann::json ls = client.call({{"op", "ls"}});
   const nlohmann::json info = client.call({{"op", "info"}});
   nlohmann::json deps = nlohmann::json::object();
@@ -827,7 +830,9 @@ int run(int argc, char** argv) {
   auto* ls = add_verb("ls");
   ls->add_option("--target", a.target, "only devices with a target of this type: name\t(major, minor)")
       ->type_name("TYPE");
-  ls->add_flag("--tree", a.tree, "each device with the devices it is built over, as dmsetup's tree (ASCII)");
+  ls->add_flag("--tree", a.tree,
+               "each device with the devices it is built over, as dmsetup's tree (-o inverted, compact, utf, "
+               "vt100, ascii, ...)");
   ls->add_option("--exec", a.exec, "run CMD DEVICE for each device (CMD split at spaces, no shell)")
       ->type_name("CMD");
   name_arg(add_verb("mknodes"), false);

@@ -129,37 +129,88 @@ same info -c --noheadings -o name,uuid cmpro2
 same --noudevsync rename cmpro2 cmpro
 same remove cmpro
 
-# deps and ls --tree over two disks and a device stacked on two others,
-# the device numbers masked. dm and ubdm both claim the disks, so each
-# side's maps are made, read and removed in turn.
+# deps and ls --tree over two disks, a device stacked on two others and one
+# of the disks (named first in its table, so last in the kernel's deps), and
+# a device whose name is longer than dmsetup's 80 columns; the device
+# numbers masked. dm and ubdm both claim the disks, so each side's maps are
+# made, read and removed in turn. The -o options run with LC_ALL=C (ASCII
+# unless asked); the default drawing is compared in C and UTF-8 locales.
 # shellcheck disable=SC2046
 set -- $(scsi_debug_paths)
 t1=$1 t2=$2
+tlong=$(printf 'tlong%085d' 0)
+tree_opts="nodevice blkdevname,uuid active,open,rw ascii utf vt100 inverted inverted,nodevice
+  inverted,blkdevname,uuid,utf compact compact,nodevice inverted,compact inverted,compact,nodevice
+  inverted,compact,vt100 compact,utf,rw notrunc"
 tree_side() { # TOOL DIR: the maps, then TOOL's deps and ls --tree into $TEST_TMP/TOOL.*
   $1 --noudevsync create tlina --uuid U-TLINA --table "0 1024 linear $t1 0" >/dev/null
   $1 --noudevsync create tlinb --table "0 1024 linear $t1 2048
 1024 1024 linear $t2 0" >/dev/null
-  $1 --noudevsync create ttop --table "0 512 linear $2/tlina 0
-512 512 linear $2/tlinb 0" >/dev/null
+  $1 --noudevsync create ttop --table "0 512 linear $t2 4096
+512 512 linear $2/tlina 0
+1024 512 linear $2/tlinb 0" >/dev/null
+  $1 --noudevsync create "$tlong" --table "0 64 linear $t2 8192" >/dev/null
   $1 deps tlinb >"$TEST_TMP/$1.deps"
   $1 ls --tree >"$TEST_TMP/$1.tree"
-  for o in nodevice blkdevname,uuid active,open,rw; do
-    $1 ls --tree -o "$o" >"$TEST_TMP/$1.tree-$o"
+  for o in $tree_opts; do
+    LC_ALL=C $1 ls --tree -o "$o" >"$TEST_TMP/$1.tree-$o"
   done
+  LC_ALL=C $1 ls --tree >"$TEST_TMP/$1.tree-LC_ALL=C"
+  LC_ALL=C.UTF-8 $1 ls --tree >"$TEST_TMP/$1.tree-LC_ALL=C.UTF-8"
+  (unset LC_ALL LC_CTYPE; LANG=C.UTF-8 $1 ls --tree) >"$TEST_TMP/$1.tree-LANG=C.UTF-8"
   $1 ls -o devname >"$TEST_TMP/$1.ls-devname"
   $1 ls -o blkdevname >"$TEST_TMP/$1.ls-blkdevname"
-  for d in ttop tlinb tlina; do $1 --noudevsync remove "$d"; done
+  for d in ttop tlinb tlina "$tlong"; do $1 --noudevsync remove "$d"; done
 }
+# Whichever side a failure stops, top first (a device in use cannot go).
+tree_cleanup() { dm_cleanup "$1"; ubdmsetup remove "$1" >/dev/null 2>&1 || true; }
+for d in tlina tlinb "$tlong" ttop; do on_exit tree_cleanup "$d"; done
 tree_side ubdmsetup /dev/ubdm
 tree_side dmsetup /dev/mapper
 expect_eq "$(cat "$TEST_TMP/ubdmsetup.deps")" "$(cat "$TEST_TMP/dmsetup.deps")" "deps, in the kernel's order"
 # Device numbers and block device names differ by design (dm-N, ublkbN).
+# (compact indents by the width of what is drawn before: both sides' minors
+# have one digit here, as dm and ublk number from the lowest free.)
 devnos() { sed -E 's/\((25[0-9]):[0-9]+\)/(MAJ:MIN)/g; s/[<(](dm-|ublkb)[0-9]+[>)]/BLK/g' "$1"; }
 expect_eq "$(devnos "$TEST_TMP/ubdmsetup.tree")" "$(devnos "$TEST_TMP/dmsetup.tree")" "ls --tree"
-for o in tree-nodevice tree-blkdevname,uuid tree-active,open,rw ls-devname ls-blkdevname; do
+for o in $tree_opts; do
+  expect_eq "$(devnos "$TEST_TMP/ubdmsetup.tree-$o")" "$(devnos "$TEST_TMP/dmsetup.tree-$o")" "ls --tree -o $o"
+done
+for o in tree-LC_ALL=C tree-LC_ALL=C.UTF-8 tree-LANG=C.UTF-8 ls-devname ls-blkdevname; do
   expect_eq "$(devnos "$TEST_TMP/ubdmsetup.$o")" "$(devnos "$TEST_TMP/dmsetup.$o")" "$o"
 done
-expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree")" " |  |- (" "ls --tree draws the second level"
+# Without numbers, byte for byte (compact leaves a line open, unended, when
+# the children it waits for are not drawn).
+for o in nodevice inverted,nodevice compact,nodevice inverted,compact,nodevice; do
+  expect_eq "$(od -An -c "$TEST_TMP/ubdmsetup.tree-$o")" "$(od -An -c "$TEST_TMP/dmsetup.tree-$o")" \
+    "ls --tree -o $o, bytes"
+done
+tree=$(cat "$TEST_TMP/ubdmsetup.tree-LC_ALL=C")
+expect_contains "$tree" " |  |- (" "ls --tree draws the second level"
+expect_contains "$tree" "$(printf '%.79s...\n' "$tlong")" "ls --tree cuts a long line at 80 columns"
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-notrunc")" "$tlong (" "notrunc keeps a long line"
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-nodevice")" "ttop
+ |-tlinb
+ |-tlina" "a disk left out is still the last child"
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-inverted")" " (8:" "inverted starts from the disks"
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-compact")" "ttop (" "compact"
+box=$(printf '\342\224\234\342\224\200') # U+251C U+2500, utf's branch
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-utf")" "$box" "utf draws box characters"
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-vt100")" "$(printf '\033(0\017tq\033(B')" "vt100 draws its line set"
+# The default drawing follows the locale's codeset, as dmsetup's: box
+# characters in a UTF-8 one (compared above). Where C.UTF-8 is not
+# installed, setlocale fails and both stay in C, drawing ASCII.
+case $(cat "$TEST_TMP/dmsetup.tree-LANG=C.UTF-8") in
+  *"$box"*)
+    expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-LANG=C.UTF-8")" "$box" "a UTF-8 locale draws box characters"
+    ;;
+  *)
+    log "no C.UTF-8 locale in this VM ($(ls /usr/lib/locale 2>&1)): dmsetup and ubdmsetup both draw" \
+      "ASCII there (the UTF-8 default is in the unit tests)"
+    expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-LANG=C.UTF-8")" " |-" "no UTF-8 locale to set: ASCII"
+    ;;
+esac
+expect_contains "$(cat "$TEST_TMP/ubdmsetup.tree-LC_ALL=C")" " |-" "the C locale draws ASCII"
 
 # create --concise: two devices from one line, with escapes (the minor field
 # stays empty: ublk numbers its disks), then each compared.

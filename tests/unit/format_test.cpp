@@ -2,6 +2,16 @@
 // ubdmsetup's text formats, checked byte for byte against dmsetup's.
 #include "cli/format.hpp"
 
+#include <locale.h>
+#include <stdlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -185,9 +195,256 @@ TEST(FormatTest, LsTreeOptionsShowWhatDmsetupsDo) {
       format_ls_tree(tree_ls(), tree_deps(), tree_info(), parse_tree_options("active,open,rw,ascii"), sd_name);
   EXPECT_NE(attrs.find("solo (259:3) [ACTIVE, RO, 0]\n"), std::string::npos) << attrs;
   EXPECT_NE(attrs.find(" `-lina (259:0) [ACTIVE, RW, 1]\n"), std::string::npos) << attrs;
-  for (const char* bad : {"inverted", "compact", "utf", "vt100", "bogus"}) {
+  // dmsetup's table and status add nothing to its tree; ubdmsetup refuses them.
+  for (const char* bad : {"bogus", "table", "status", "inv"}) {
     EXPECT_THROW(parse_tree_options(bad), std::invalid_argument) << bad;
   }
+}
+
+// The drawings below are dmsetup's (1.02.185, in the VM) over the same
+// devices, tree_ls() & co. made with dm (its major 253 written 259 here).
+std::string tree(const std::string& options) {
+  return format_ls_tree(tree_ls(), tree_deps(), tree_info(), parse_tree_options(options), sd_name);
+}
+// The glyphs of -o utf (U+2502, U+251C, U+2500, U+2514, U+252C) and of
+// -o vt100 (each between the escapes that switch to the DEC line-drawing
+// set and back).
+const std::string kV = "\xe2\x94\x82", kVR = "\xe2\x94\x9c", kH = "\xe2\x94\x80", kUR = "\xe2\x94\x94",
+                  kHD = "\xe2\x94\xac";
+std::string vt(const std::string& chars) { return "\x1b(0\x0f" + chars + "\x1b(B"; }
+
+TEST(FormatTest, LsTreeDrawsInBoxCharactersOrVt100LinesAsAsked) {
+  EXPECT_EQ(tree("utf"), "solo (259:3)\n"
+                         "top (259:2)\n"
+                         " " + kVR + kH + "linb (259:1)\n"
+                         " " + kV + "  " + kVR + kH + " (8:16)\n"
+                         " " + kV + "  " + kUR + kH + " (8:0)\n"
+                         " " + kUR + kH + "lina (259:0)\n"
+                         "    " + kUR + kH + " (8:0)\n");
+  EXPECT_EQ(tree("vt100"), "solo (259:3)\n"
+                           "top (259:2)\n"
+                           " " + vt("tq") + "linb (259:1)\n"
+                           " " + vt("x") + "  " + vt("tq") + " (8:16)\n"
+                           " " + vt("x") + "  " + vt("mq") + " (8:0)\n"
+                           " " + vt("mq") + "lina (259:0)\n"
+                           "    " + vt("mq") + " (8:0)\n");
+  // The last drawing named wins; ascii is the drawing before any.
+  EXPECT_EQ(tree("utf,ascii"), tree(""));
+  EXPECT_EQ(tree("ascii,vt100"), tree("vt100"));
+  EXPECT_EQ(parse_tree_options("", TreeSymbols::kUtf).symbols, TreeSymbols::kUtf);
+  EXPECT_EQ(parse_tree_options("nodevice,ascii", TreeSymbols::kUtf).symbols, TreeSymbols::kAscii);
+  EXPECT_EQ(parse_tree_options("vt100", TreeSymbols::kUtf).symbols, TreeSymbols::kVt100);
+}
+
+// dmsetup draws in box characters when nl_langinfo(CODESET) is "UTF-8"
+// after its setlocale(LC_ALL, ""), whatever stdout is.
+TEST(FormatTest, LsTreeDefaultDrawingIsUtfOnlyInAUtf8Locale) {
+  EXPECT_EQ(default_tree_symbols("UTF-8"), TreeSymbols::kUtf);
+  for (const char* other : {"ANSI_X3.4-1968", "ISO-8859-1", "utf8", "UTF8", "utf-8", ""}) {
+    EXPECT_EQ(default_tree_symbols(other), TreeSymbols::kAscii) << other;
+  }
+}
+
+// The codeset comes from the environment as setlocale(LC_ALL, "") reads it
+// (LC_ALL, then LC_CTYPE, then LANG; nothing at all if one of them names a
+// locale that is not installed), and the process's locale is left alone.
+TEST(FormatTest, EnvironmentCodesetIsSetlocalesWithoutChangingTheLocale) {
+  struct SavedEnv {
+    std::vector<std::pair<std::string, std::optional<std::string>>> vars;
+    SavedEnv() {
+      for (const char* v : {"LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LANG"}) {
+        const char* val = std::getenv(v);
+        vars.emplace_back(v, val ? std::optional<std::string>(val) : std::nullopt);
+        ::unsetenv(v);
+      }
+    }
+    ~SavedEnv() {
+      for (const auto& [k, val] : vars) {
+        if (val) {
+          ::setenv(k.c_str(), val->c_str(), 1);
+        } else {
+          ::unsetenv(k.c_str());
+        }
+      }
+    }
+  } saved;
+  const std::string before = ::setlocale(LC_ALL, nullptr);
+  EXPECT_EQ(environment_codeset(), "ANSI_X3.4-1968");
+  ::setenv("LC_ALL", "C", 1);
+  EXPECT_EQ(environment_codeset(), "ANSI_X3.4-1968");
+  ::setenv("LC_ALL", "xx_NOWHERE.UTF-8", 1);
+  EXPECT_EQ(environment_codeset(), "ANSI_X3.4-1968") << "a locale that is not installed sets nothing";
+  ::unsetenv("LC_ALL");
+  locale_t utf8 = ::newlocale(LC_ALL_MASK, "C.UTF-8", nullptr);
+  if (utf8 != nullptr) {  // the C.UTF-8 locale is installed here
+    ::freelocale(utf8);
+    ::setenv("LANG", "C.UTF-8", 1);
+    EXPECT_EQ(environment_codeset(), "UTF-8");
+    EXPECT_EQ(::setlocale(LC_ALL, nullptr), before) << "the process's locale changed";
+    ::setenv("LC_CTYPE", "C", 1);
+    EXPECT_EQ(environment_codeset(), "ANSI_X3.4-1968") << "LC_CTYPE before LANG";
+    ::unsetenv("LC_CTYPE");
+    ::setenv("LC_NUMERIC", "xx_NOWHERE.UTF-8", 1);
+    EXPECT_EQ(environment_codeset(), "ANSI_X3.4-1968") << "setlocale(LC_ALL, \"\") fails as a whole";
+    ::unsetenv("LC_NUMERIC");
+    ::setenv("LC_ALL", "C", 1);
+    EXPECT_EQ(environment_codeset(), "ANSI_X3.4-1968") << "LC_ALL before LANG";
+  } else {
+    std::fprintf(stderr, "no C.UTF-8 locale here: its codeset is not checked\n");
+  }
+  EXPECT_EQ(::setlocale(LC_ALL, nullptr), before);
+}
+
+TEST(FormatTest, LsTreeInvertedDrawsFromTheDisksUp) {
+  // The disks and the devices over nothing, in the order first met (by
+  // name, then each device's deps in the kernel's order), each with the
+  // devices using it in the order they were linked.
+  EXPECT_EQ(tree("inverted"), " (8:0)\n"
+                              " |-lina (259:0)\n"
+                              " |  `-top (259:2)\n"
+                              " `-linb (259:1)\n"
+                              "    `-top (259:2)\n"
+                              " (8:16)\n"
+                              " `-linb (259:1)\n"
+                              "    `-top (259:2)\n"
+                              "solo (259:3)\n");
+  EXPECT_EQ(tree("inverted,active,open,rw,uuid"), " (8:0)\n"
+                                                  " |-lina (259:0) [ACTIVE, RW, 1, U-LINA]\n"
+                                                  " |  `-top (259:2) [ACTIVE, RW, 0, ]\n"
+                                                  " `-linb (259:1) [ACTIVE, RW, 1, ]\n"
+                                                  "    `-top (259:2) [ACTIVE, RW, 0, ]\n"
+                                                  " (8:16)\n"
+                                                  " `-linb (259:1) [ACTIVE, RW, 1, ]\n"
+                                                  "    `-top (259:2) [ACTIVE, RW, 0, ]\n"
+                                                  "solo (259:3) [ACTIVE, RO, 0, ]\n");
+  // A disk left out still has its users drawn, one level in.
+  EXPECT_EQ(tree("inverted,nodevice"), " |-lina\n |  `-top\n `-linb\n    `-top\n `-linb\n    `-top\nsolo\n");
+  EXPECT_EQ(tree("inverted,nodevice,blkdevname"), " <sda>\n"
+                                                  " |-lina <ublkb0>\n"
+                                                  " |  `-top <ublkb2>\n"
+                                                  " `-linb <ublkb1>\n"
+                                                  "    `-top <ublkb2>\n"
+                                                  " <sdb>\n"
+                                                  " `-linb <ublkb1>\n"
+                                                  "    `-top <ublkb2>\n"
+                                                  "solo <ublkb3>\n");
+  EXPECT_EQ(tree("inverted,utf"), " (8:0)\n"
+                                  " " + kVR + kH + "lina (259:0)\n"
+                                  " " + kV + "  " + kUR + kH + "top (259:2)\n"
+                                  " " + kUR + kH + "linb (259:1)\n"
+                                  "    " + kUR + kH + "top (259:2)\n"
+                                  " (8:16)\n"
+                                  " " + kUR + kH + "linb (259:1)\n"
+                                  "    " + kUR + kH + "top (259:2)\n"
+                                  "solo (259:3)\n");
+  EXPECT_EQ(tree("inverted,vt100"), " (8:0)\n"
+                                    " " + vt("tq") + "lina (259:0)\n"
+                                    " " + vt("x") + "  " + vt("mq") + "top (259:2)\n"
+                                    " " + vt("mq") + "linb (259:1)\n"
+                                    "    " + vt("mq") + "top (259:2)\n"
+                                    " (8:16)\n"
+                                    " " + vt("mq") + "linb (259:1)\n"
+                                    "    " + vt("mq") + "top (259:2)\n"
+                                    "solo (259:3)\n");
+}
+
+TEST(FormatTest, LsTreeCompactPutsFirstChildrenOnTheirParentsLine) {
+  // A level's indent is its node's width on the line it was drawn on, the
+  // joint included, so deeper levels drift right, as dmsetup's do.
+  EXPECT_EQ(tree("compact"), "solo (259:3)\n"
+                             "top (259:2)-+-linb (259:1)-+- (8:16)\n"
+                             "            |                 `- (8:0)\n"
+                             "            `-lina (259:0)--- (8:0)\n");
+  EXPECT_EQ(tree("inverted,compact"), " (8:0)-+-lina (259:0)---top (259:2)\n"
+                                      "       `-linb (259:1)---top (259:2)\n"
+                                      " (8:16)---linb (259:1)---top (259:2)\n"
+                                      "solo (259:3)\n");
+  // Children left out leave their parent's line open: the next device
+  // joins it, and the last line has no newline.
+  EXPECT_EQ(tree("compact,nodevice"), "solo\ntop-+-linb---lina");
+  EXPECT_EQ(tree("inverted,compact,nodevice"), " |-lina---top\n `-linb---top\n `-linb---top\nsolo\n");
+  EXPECT_EQ(tree("compact,utf"), "solo (259:3)\n"
+                                 "top (259:2)" + kH + kHD + kH + "linb (259:1)" + kH + kHD + kH + " (8:16)\n"
+                                 "            " + kV + "                 " + kUR + kH + " (8:0)\n"
+                                 "            " + kUR + kH + "lina (259:0)" + kH + kH + kH + " (8:0)\n");
+  // vt100's escapes count as columns.
+  EXPECT_EQ(tree("compact,vt100"), "solo (259:3)\n"
+                                   "top (259:2)" + vt("qwq") + "linb (259:1)" + vt("qwq") + " (8:16)\n"
+                                   "            " + vt("x") + std::string(24, ' ') + vt("mq") + " (8:0)\n"
+                                   "            " + vt("mq") + "lina (259:0)" + vt("qqq") + " (8:0)\n");
+  EXPECT_EQ(tree("inverted,compact,utf"),
+            " (8:0)" + kH + kHD + kH + "lina (259:0)" + kH + kH + kH + "top (259:2)\n"
+            "       " + kUR + kH + "linb (259:1)" + kH + kH + kH + "top (259:2)\n"
+            " (8:16)" + kH + kH + kH + "linb (259:1)" + kH + kH + kH + "top (259:2)\n"
+            "solo (259:3)\n");
+  // With attributes compact changes nothing.
+  EXPECT_EQ(tree("compact,active"), tree("active"));
+  EXPECT_EQ(tree("compact,uuid"), tree("uuid"));
+  EXPECT_NE(tree("compact"), tree(""));
+}
+
+// A child left out (nodevice) still counts as the last one.
+TEST(FormatTest, LsTreeHiddenLastChildLeavesItsSiblingABranch) {
+  json ls = tree_ls();
+  ls["devices"].push_back({{"name", "mix"}, {"major", 259}, {"minor", 4}, {"blockdev", "/dev/ublkb4"}});
+  json deps = tree_deps();
+  deps["mix"] = {{"deps", {{{"major", 259}, {"minor", 3}, {"path", ""}}, {{"major", 8}, {"minor", 0}, {"path", ""}}}}};
+  EXPECT_EQ(format_ls_tree(ls, deps, tree_info(), parse_tree_options("nodevice"), sd_name),
+            "mix\n |-solo\ntop\n |-linb\n `-lina\n");
+  EXPECT_EQ(format_ls_tree(ls, deps, tree_info(), parse_tree_options(""), sd_name),
+            "mix (259:4)\n |-solo (259:3)\n `- (8:0)\n"
+            "top (259:2)\n |-linb (259:1)\n |  |- (8:16)\n |  `- (8:0)\n `-lina (259:0)\n    `- (8:0)\n");
+}
+
+// Long lines: dmsetup's, seen with names of 90, 73 and 72 characters over
+// the disks.
+json long_ls() {
+  const auto dev = [](std::string name, int minor) {
+    return json{{"name", name}, {"major", 259}, {"minor", minor}, {"blockdev", fmt::format("/dev/ublkb{}", minor)}};
+  };
+  return json{{"devices",
+               {dev("l" + std::string(89, '0'), 2), dev("m" + std::string(72, '0'), 1),
+                dev("n" + std::string(71, '0'), 0)}}};
+}
+json long_deps() {
+  const auto on = [](int minor) { return json{{"deps", {{{"major", 8}, {"minor", minor}, {"path", ""}}}}}; };
+  return json{{"l" + std::string(89, '0'), on(0)}, {"m" + std::string(72, '0'), on(16)},
+              {"n" + std::string(71, '0'), on(16)}};
+}
+std::string long_tree(const std::string& options, unsigned terminal = 0) {
+  TreeOptions o = parse_tree_options(options);
+  fit_tree_to_terminal(o, terminal);
+  return format_ls_tree(long_ls(), long_deps(), json{{"devices", json::array()}}, o, sd_name);
+}
+
+TEST(FormatTest, LsTreeCutsLinesAtDmsetupsWidth) {
+  const std::string l = "l" + std::string(89, '0'), m = "m" + std::string(72, '0'), n = "n" + std::string(71, '0');
+  // 79 columns and "...", but a line of exactly 80 is whole.
+  EXPECT_EQ(long_tree(""), l.substr(0, 79) + "...\n `- (8:0)\n" +
+                               m + " (259:...\n `- (8:16)\n" +
+                               n + " (259:0)\n `- (8:16)\n");
+  EXPECT_EQ(long_tree("notrunc"), l + " (259:2)\n `- (8:0)\n" +
+                                      m + " (259:1)\n `- (8:16)\n" +
+                                      n + " (259:0)\n `- (8:16)\n");
+  // Box characters are one column each; vt100's escapes count too.
+  EXPECT_EQ(long_tree("inverted,utf"), " (8:0)\n " + kUR + kH + l.substr(0, 76) + "...\n (8:16)\n " + kVR + kH +
+                                           m + " (2...\n " + kUR + kH + n + " (25...\n");
+  EXPECT_EQ(long_tree("inverted,vt100"), " (8:0)\n " + vt("mq") + l.substr(0, 69) + "...\n (8:16)\n " +
+                                             vt("tq") + m.substr(0, 69) + "...\n " + vt("mq") + n.substr(0, 69) +
+                                             "...\n");
+  EXPECT_EQ(long_tree("inverted,compact"), " (8:0)---" + l.substr(0, 70) + "...\n (8:16)-+-" + m.substr(0, 69) +
+                                               "...\n        `-" + n.substr(0, 69) + "...\n");
+  EXPECT_EQ(long_tree("compact"), l.substr(0, 79) + "...\n" + m + " (259:...\n" + n + " (259:0...\n");
+  // On a terminal: its width less 3, except with vt100 (80).
+  EXPECT_EQ(long_tree("", 120), long_tree("notrunc"));
+  EXPECT_EQ(long_tree("", 83), long_tree(""));
+  EXPECT_EQ(long_tree("vt100", 200), long_tree("vt100"));
+  EXPECT_EQ(long_tree("", 3), long_tree("")) << "a terminal of 3 columns or fewer: 80";
+  TreeOptions o;
+  fit_tree_to_terminal(o, 0);
+  EXPECT_EQ(o.columns, 80U);
+  fit_tree_to_terminal(o, 100);
+  EXPECT_EQ(o.columns, 97U);
 }
 
 TEST(FormatTest, LsOptionsNameTheDevicesBlockDeviceOrItself) {

@@ -1117,7 +1117,7 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
   }
   std::sort(files.begin(), files.end());
 
-  std::vector<std::function<bool()>> jobs;
+  std::vector<StartupDevice> maps;
   for (const fs::path& f : files) {
     const std::string name = f.stem().string();
     {
@@ -1130,23 +1130,71 @@ unsigned DeviceManager::load_persistent_maps(std::chrono::milliseconds wait) {
     std::ifstream in(f);
     std::stringstream text;
     text << in.rdbuf();
-    jobs.push_back([this, name, file = f.string(), table = text.str()] {
+    maps.push_back({name, "", text.str(), "persistent map " + f.string(), {}});
+  }
+  return create_startup_devices(std::move(maps), wait);
+}
+
+unsigned DeviceManager::create_startup_devices(std::vector<StartupDevice> devices, std::chrono::milliseconds wait) {
+  std::vector<std::function<bool()>> jobs;
+  jobs.reserve(devices.size());
+  for (StartupDevice& dev : devices) {
+    jobs.push_back([this, dev = std::move(dev)] {
       try {
-        create(name, table, CreateOptions{});
-        return true;
+        CreateOptions opts;
+        opts.uuid = dev.uuid;
+        create(dev.name, dev.table, opts);
       } catch (const std::exception& e) {
-        spdlog::error("{}: persistent map {} not created: {}", name, file, e.what());
+        spdlog::error("{}: {} not created: {}", dev.name, dev.what, e.what());
         return false;
       }
+      if (dev.created) {
+        dev.created();
+      }
+      return true;
     });
   }
   const Outcome o = run_each_on_a_thread(std::move(jobs), wait);
   if (o.running > 0) {
-    spdlog::warn("{} persistent map(s) still being created after {} ms (their disks do not answer); "
+    spdlog::warn("{} device(s) still being created after {} ms (their disks do not answer); "
                  "they will appear when done",
                  o.running, wait.count());
   }
   return o.succeeded;
+}
+
+std::vector<DeviceManager::DeviceSummary> DeviceManager::device_summaries() const {
+  std::vector<ManagedPtr> all;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, d] : devices_) {
+      // A device being renamed is under both names for a moment: once.
+      if (std::find(all.begin(), all.end(), d) == all.end()) {
+        all.push_back(d);
+      }
+    }
+  }
+  std::vector<DeviceSummary> out;
+  for (const ManagedPtr& d : all) {
+    DeviceSummary s{d->name(), d->uuid(), {}};
+    // The tables are read as a reader does (do_deps): under the life lock,
+    // only while the device is live.
+    std::shared_lock lock(d->life_mutex);
+    if (d->phase.load() == Phase::kLive && d->mapped) {
+      for (const TablePtr& t : {d->mapped->live_table(), d->mapped->inactive_table()}) {
+        if (!t) {
+          continue;
+        }
+        for (const BlockDevice* dev : t->devices()) {
+          if (dev->is_block_device() && std::find(s.uses.begin(), s.uses.end(), dev->rdev()) == s.uses.end()) {
+            s.uses.push_back(dev->rdev());
+          }
+        }
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -94,6 +94,35 @@ class DeviceManager {
   // Returns how many were created within the wait.
   unsigned load_persistent_maps(std::chrono::milliseconds wait = std::chrono::seconds(30));
 
+  // A device ubdmd makes at start of its own accord: a map of maps.d, or a
+  // multipath map of path discovery (docs/discovery.md).
+  struct StartupDevice {
+    std::string name;
+    std::string uuid;   // "" for none
+    std::string table;  // the table text
+    std::string what;   // how the log names it when it fails: "multipath map of WWID ..."
+    // Called on the creating thread once the device is live, whenever that
+    // is (within the wait or after it); must not throw.
+    std::function<void()> created;
+  };
+  // Create each through the normal create path, each on a thread of its
+  // own, waiting up to `wait` (START_DEV may wait on disks that do not
+  // answer: those go on in the background); one that fails is logged with
+  // its reason and the others go on. Returns how many were created within
+  // the wait.
+  unsigned create_startup_devices(std::vector<StartupDevice> devices, std::chrono::milliseconds wait);
+
+  // What a device is, for path discovery to leave alone what is in use.
+  struct DeviceSummary {
+    std::string name;
+    std::string uuid;
+    // The block devices its tables (live and inactive) map to; empty while
+    // it is being created or removed.
+    std::vector<dev_t> uses;
+  };
+  // Every device of the registry, being created, live or being removed.
+  std::vector<DeviceSummary> device_summaries() const;
+
   // Take over what the last ubdmd left (recovery/adoption.hpp): adopt its
   // devices with their tables, suspend state, messages and options, and
   // finish or undo what it left half-done. Call before serving clients and

@@ -4,20 +4,23 @@
 //   ubdmd [--socket PATH] [--config DIR] [--state-dir DIR] [--log-level L]
 //         [--foreground] [--group NAME] [--queues N] [--depth N]
 //         [--poll-usec N] [--on-stop keep|remove] [--stop-timeout S]
-//         [--map-wait S] [--no-kernel]
+//         [--map-wait S] [--multipath-conf PATH] [--sysfs ROOT] [--no-kernel]
 //
 // Devices outlive the process: a crash or a stop leaves them to the kernel,
 // and the next ubdmd adopts them from --state-dir (docs/architecture.md,
-// "Recovery").
+// "Recovery"). With a multipath.conf, ubdmd makes the multipath maps of the
+// LUNs it finds at start (docs/discovery.md).
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <chrono>
 #include <optional>
@@ -34,6 +37,7 @@
 #include "control/protocol.hpp"
 #include "control/server.hpp"
 #include "daemon/device_manager.hpp"
+#include "daemon/path_discovery.hpp"
 #include "metrics/device_stats.hpp"
 #include "metrics/exporter.hpp"
 #include "io/fd_limit.hpp"
@@ -62,6 +66,10 @@ struct Options {
   std::string metrics_listen;    // "" : no endpoint
   std::string metrics_textfile;  // "" : no file
   unsigned metrics_interval_s = 15;
+  // Path discovery's configuration: "" turns discovery off; main() puts
+  // CONFIG/multipath.conf here unless --multipath-conf was given.
+  std::string multipath_conf;
+  std::string sysfs_root = "/sys";
 };
 
 // Detach from the terminal. The parent exits only when the child reports
@@ -160,6 +168,10 @@ int serve(const Options& o, int& ready_fd) {
   if (!o.metrics_listen.empty()) {
     metrics_addr = metrics::parse_listen_address(o.metrics_listen);
   }
+  // A multipath.conf that cannot be trusted stops ubdmd here, as a bad
+  // address does, before any device is touched.
+  const std::optional<daemon::PathDiscovery> path_discovery =
+      daemon::load_path_discovery({o.multipath_conf, o.config_dir, o.sysfs_root});
   // Before any ring or device exists: every ring's fixed-file table, and so
   // the number of devices, is sized once from the soft limit (io/fd_limit).
   const NofileLimit files = raise_nofile_limit();
@@ -223,10 +235,27 @@ int serve(const Options& o, int& ready_fd) {
   const unsigned adopted = manager.adopt_devices(std::chrono::seconds(std::max(o.map_wait_s, 60U)));
   // Bounded: a map whose disks hang goes on in the background, and systemd
   // still hears READY (a unit waiting on us must not wait on a dead disk).
+  // maps.d and path discovery share the one --map-wait.
+  const auto map_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.map_wait_s);
   const unsigned maps = manager.load_persistent_maps(std::chrono::seconds(o.map_wait_s));
+  // Then the multipath maps of path discovery, beside what exists now: an
+  // adopted map keeps its WWID, a maps.d map its name and disks.
+  unsigned assembled = 0;
+  if (path_discovery) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(map_deadline -
+                                                                             std::chrono::steady_clock::now());
+    try {
+      assembled =
+          daemon::assemble_multipath_maps(*path_discovery, manager, std::max(left, std::chrono::milliseconds(0)));
+    } catch (const std::exception& e) {
+      // The devices that exist go on being served.
+      spdlog::error("multipath: path discovery failed: {}", e.what());
+    }
+  }
   server.start();
-  spdlog::info("ubdmd {} listening on {} ({} device(s) adopted, {} persistent map(s) created)",
-               daemon::kDaemonVersion, o.socket, adopted, maps);
+  spdlog::info("ubdmd {} listening on {} ({} device(s) adopted, {} persistent map(s) created{})",
+               daemon::kDaemonVersion, o.socket, adopted, maps,
+               path_discovery ? fmt::format(", {} multipath map(s) assembled", assembled) : "");
   sd_notifyf(0, "READY=1\nSTATUS=serving %zu device(s)", manager.device_count());
   report_ready(ready_fd, true);
 
@@ -285,7 +314,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ubdmd: user-space request-based device-mapper served through ublk"};
   app.set_version_flag("--version", std::string("ubdmd ") + daemon::kDaemonVersion);
   app.add_option("--socket", o.socket, "control socket path")->capture_default_str();
-  app.add_option("--config", o.config_dir, "configuration directory (maps.d/NAME.table are created at start)")
+  app.add_option("--config", o.config_dir, "configuration directory (maps.d/NAME.table are created at start; multipath.conf, multipath/)")
       ->capture_default_str();
   app.add_option("--state-dir", o.state_dir,
                  "where each device's state is kept for the next ubdmd to adopt it (a tmpfs: /run)")
@@ -313,7 +342,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_option("--map-wait", o.map_wait_s,
-                 "at start, wait this many seconds for maps.d devices before reporting ready")
+                 "at start, wait this many seconds for the devices of maps.d and of path discovery before reporting ready")
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
   app.add_option("--metrics-listen", o.metrics_listen,
@@ -325,12 +354,21 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-interval", o.metrics_interval_s, "seconds between textfile writes")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
+  CLI::Option* mpconf = app.add_option(
+      "--multipath-conf", o.multipath_conf,
+      "multipath.conf of path discovery (default: CONFIG/multipath.conf): where it exists, ubdmd makes at start one "
+      "multipath map per LUN it finds, named as multipathd names them, and keeps CONFIG/multipath/bindings and "
+      "wwids; \"\" turns discovery off");
+  app.add_option("--sysfs", o.sysfs_root, "the sysfs root that path discovery scans (tests)")->capture_default_str();
   app.add_flag("--no-kernel", o.no_kernel,
                "serve tables in-process only, without ublk devices (for testing the control plane)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (mpconf->count() == 0) {
+    o.multipath_conf = (std::filesystem::path(o.config_dir) / "multipath.conf").string();
   }
 
   // Signals are taken synchronously by the main thread (sigwait); block them

@@ -1,25 +1,21 @@
 // SPDX-License-Identifier: MIT
 #include "discovery/bindings.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include <fmt/format.h>
 
+#include "io/atomic_file.hpp"
 #include "ubdm/error.hpp"
 
 namespace ubdm::discovery {
 
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -45,50 +41,7 @@ std::optional<std::string> read_text(const std::string& path) {
 // Replace `path` with `text` so that a reader sees the old file or the new
 // one, whenever this process dies.
 void write_atomically(const std::string& path, const std::string& text) {
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    fail(ec.value(), "cannot create {}: {}", dir.string(), ec.message());
-  }
-  std::string temp = path + ".XXXXXX";
-  const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    fail(err, "cannot write {}: {}", path, errno_string(err));
-  }
-  // Give up: the old file stays as it was.
-  const auto abandon = [&](int err, const char* what) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return Error(err, fmt::format("cannot {} {}: {}", what, temp, errno_string(err)));
-  };
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      throw abandon(errno, "write");
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    throw abandon(errno, "sync");
-  }
-  ::close(fd);
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    fail(err, "cannot replace {}: {}", path, errno_string(err));
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  replace_file_atomically(path, path + ".tmp", text);
 }
 
 std::vector<std::string> split_blanks(std::string_view s) {

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "recovery/state.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/atomic_file.hpp"
 #include "ubdm/error.hpp"
 
 namespace ubdm::recovery {
@@ -45,21 +44,6 @@ T field(const json& j, const char* key) {
     return it->get<T>();
   } catch (const json::exception&) {
     fail_invalid("field '{}' has the wrong type ({})", key, it->type_name());
-  }
-}
-
-void write_all(int fd, const std::string& data, const std::string& path) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      const int err = errno;
-      fail(err, "cannot write {}: {}", path, errno_string(err));
-    }
-    done += static_cast<std::size_t>(n);
   }
 }
 
@@ -144,42 +128,10 @@ void StateStore::save(const DeviceRecord& r) const {
   if (!enabled()) {
     return;
   }
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) {
-    fail(ec.value(), "cannot create the state directory {}: {}", dir_, ec.message());
-  }
-  const std::string target = path_of(r.name);
-  const std::string temp = (fs::path(dir_) / (kTempPrefix + r.name + kSuffix)).string();
-  const std::string text = to_json(r).dump(2) + "\n";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    const int err = errno;
-    fail(err, "cannot write the state of {} to {}: {}", r.name, temp, errno_string(err));
-  }
-  try {
-    write_all(fd, text, temp);
-    if (::fsync(fd) != 0) {
-      const int err = errno;
-      fail(err, "cannot sync {}: {}", temp, errno_string(err));
-    }
-  } catch (...) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(temp.c_str(), target.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    fail(err, "cannot replace {}: {}", target, errno_string(err));
-  }
-  // The rename is durable once the directory is.
-  const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  // A temporary file load_all() recognises and deletes: a writer that died
+  // mid-save never renamed it, so the record it was to replace stands.
+  replace_file_atomically(path_of(r.name), (fs::path(dir_) / (kTempPrefix + r.name + kSuffix)).string(),
+                          to_json(r).dump(2) + "\n");
 }
 
 void StateStore::erase(const std::string& name) const {

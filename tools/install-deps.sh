@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
   libcpp-httplib-dev         # the opt-in Prometheus endpoint of ubdmd
+  libsgutils2-dev            # SG_IO commands (INQUIRY, REPORT TARGET PORT GROUPS) of the alua prioritizer
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev   # the fuzzers: libFuzzer and clang's ASan/UBSan runtimes
   libtsan2                   # the ThreadSanitizer build of the unit tests (gcc's runtime)

@@ -4,6 +4,7 @@
 #include <sys/sysmacros.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "discovery/assembly.hpp"
 #include "discovery/bindings.hpp"
 #include "discovery/map_table.hpp"
+#include "discovery/scsi_io.hpp"
 
 namespace ubdm::daemon {
 namespace {
@@ -55,6 +57,57 @@ std::string groups_text(const discovery::MapTable& t) {
     out += ']';
   }
   return out;
+}
+
+// detect_prio as propsel.c select_detect_prio() takes it: overrides, then
+// defaults, then the built-in yes (DEFAULT_DETECT_PRIO). Device entries'
+// detect_prio is not read yet.
+bool detect_prio_of(const discovery::Config& c) {
+  for (const discovery::Attributes* a : {static_cast<const discovery::Attributes*>(&c.overrides),
+                                         static_cast<const discovery::Attributes*>(&c.defaults)}) {
+    const auto it = a->other.find("detect_prio");
+    if (it != a->other.end()) {
+      return !(it->second == "no" || it->second == "0");
+    }
+  }
+  return true;
+}
+
+// The SCSI questions the table asks, sent to /dev/NODE. With a sysfs root
+// other than /sys (tests) only the root's files are read: /dev is the
+// host's.
+discovery::PathProbes path_probes(const PathDiscovery& d) {
+  using namespace discovery;
+  PathProbes probes;
+  probes.detect_prio = detect_prio_of(d.config);
+  const bool live = d.sysfs_root == "/sys";
+  const std::string root = d.sysfs_root;
+  probes.tpgs = [live, root](const ScannedPath& p) -> std::optional<unsigned> {
+    const std::string dir = root + "/block/" + p.dev + "/device";
+    if (!live) {
+      return inquiry_tpgs(read_file_bytes(dir + "/inquiry"));
+    }
+    const ScsiResponse r = scsi_standard_inquiry("/dev/" + p.dev, dir);
+    if (!r.error.empty()) {
+      spdlog::info("multipath: {}: no ALUA support read: {}", p.dev, r.error);
+      return std::nullopt;
+    }
+    return inquiry_tpgs(r.data);
+  };
+  probes.alua = [live, root](const ScannedPath& p, bool exclusive_pref_bit) {
+    if (!live) {
+      AluaInfo a;
+      a.error = "SCSI commands are only sent under /sys";
+      return a;
+    }
+    AluaInfo a = read_alua_info("/dev/" + p.dev, root + "/block/" + p.dev + "/device", exclusive_pref_bit);
+    if (a.priority != kPrioUndef) {
+      spdlog::info("multipath: {}: alua: target port group {}, {}{}, priority {}", p.dev, *a.port_group,
+                   alua_state_name(*a.state), a.preferred ? " (preferred)" : "", a.priority);
+    }
+    return a;
+  };
+  return probes;
 }
 
 }  // namespace
@@ -145,6 +198,7 @@ unsigned assemble_multipath_maps(const PathDiscovery& d, DeviceManager& manager,
 
   auto wwids = std::make_shared<WwidsFile>(d.wwids_path, known.wwids);
   const PollingIntervals polling = resolve_polling(d.config.defaults);
+  const PathProbes probes = path_probes(d);
   std::vector<DeviceManager::StartupDevice> todo;
   for (const PlannedMap& m : a.maps) {
     if (m.current_name) {
@@ -155,7 +209,7 @@ unsigned assemble_multipath_maps(const PathDiscovery& d, DeviceManager& manager,
       wwids->remember(m.wwid);
       continue;
     }
-    const MapTable t = make_map_table(m, polling);
+    const MapTable t = make_map_table(m, polling, probes);
     for (const std::string& n : t.notes) {
       spdlog::info("multipath: {}: {}", m.name, n);
     }

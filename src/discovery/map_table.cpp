@@ -110,13 +110,59 @@ std::string selector_of(const Resolved<std::string>& setting, std::vector<std::s
   return out;
 }
 
-// A path's priority. Only multipathd's const prioritizer exists yet.
-int priority_of(const EffectiveSettings& s, std::vector<std::string>& notes) {
-  if (s.prio.value != "const") {
-    notes.push_back(fmt::format("prio {} ({}) is not available in ubdm yet: const (every path 1) instead",
-                                s.prio.value, origin_name(s.prio.origin)));
+// A path's prioritizer and priority (propsel.c select_prio(), then
+// prio.c's getprio): detect_prio first (detect_prio(): a SCSI path whose
+// INQUIRY TPGS bits are not 0 gets alua), then the `prio` setting; alua
+// falls back to const when the target claims no ALUA ("emergency
+// fallback"), and an unreadable ALUA state is PRIO_UNDEF.
+void set_priority(TablePath& tp, const ScannedPath& p, const EffectiveSettings& s, const PathProbes& probes,
+                  std::vector<std::string>& notes) {
+  std::string name = s.prio.value;
+  std::string args = s.prio_args.value;
+  std::optional<unsigned> tpgs;
+  bool tpgs_read = false;
+  auto read_tpgs = [&] {
+    if (!tpgs_read && probes.tpgs) {
+      tpgs = probes.tpgs(p);
+    }
+    tpgs_read = true;
+    return tpgs;
+  };
+  if (probes.detect_prio && p.kind == PathKind::kScsi && probes.tpgs && probes.alua) {
+    const auto t = read_tpgs();
+    if (t && *t != 0) {
+      name = "alua";
+      args.clear();  // DEFAULT_PRIO_ARGS
+    }
   }
-  return 1;
+  if (name == "alua" && p.kind == PathKind::kScsi && probes.alua) {
+    const auto t = read_tpgs();
+    if (probes.tpgs && t && *t == 0) {
+      notes.push_back(fmt::format("{}: prio alua, but its INQUIRY claims no ALUA: const instead "
+                                  "(multipathd's emergency fallback)",
+                                  p.dev));
+      name = "const";
+    } else {
+      const AluaInfo a = probes.alua(p, alua_exclusive_pref_arg(args));
+      tp.prio = "alua";
+      tp.priority = a.priority;
+      tp.port_group = a.port_group;
+      if (a.priority == kPrioUndef) {
+        notes.push_back(fmt::format("{}: prio alua: undefined priority: {}", p.dev, a.error));
+      }
+      return;
+    }
+  }
+  if (name != "const") {
+    std::string note = fmt::format("prio {} ({}) is not available in ubdm{}: const (every path 1) instead", name,
+                                   origin_name(s.prio.origin),
+                                   name == "alua" ? " without a SCSI device to ask" : "");
+    if (std::find(notes.begin(), notes.end(), note) == notes.end()) {
+      notes.push_back(std::move(note));
+    }
+  }
+  tp.prio = "const";
+  tp.priority = 1;
 }
 
 // sysfs states (drivers/scsi/scsi_sysfs.c sdev_states[]) in which sd_open()
@@ -154,17 +200,23 @@ std::vector<TableGroup> group_by(const std::vector<TablePath>& paths, const std:
   return out;
 }
 
-// switchgroup.c path_group_prio_update(): every priority is defined (const).
+// switchgroup.c path_group_prio_update(): the mean of the enabled paths'
+// defined priorities; PRIO_UNDEF when none is defined, 0 when no path is
+// enabled.
 void update_priority(TableGroup& g) {
   int sum = 0;
+  int defined = 0;
   g.enabled_paths = 0;
   for (const TablePath& p : g.paths) {
     if (p.enabled) {
-      sum += p.priority;
+      if (p.priority != kPrioUndef) {
+        sum += p.priority;
+        ++defined;
+      }
       ++g.enabled_paths;
     }
   }
-  g.priority = g.enabled_paths > 0 ? sum / static_cast<int>(g.enabled_paths) : 0;
+  g.priority = defined > 0 ? sum / defined : g.enabled_paths > 0 ? kPrioUndef : 0;
 }
 
 // switchgroup.c select_path_group(): the first group with an enabled path,
@@ -192,13 +244,12 @@ unsigned best_group(const std::vector<TableGroup>& groups) {
 
 }  // namespace
 
-MapTable make_map_table(const PlannedMap& map, const PollingIntervals& polling) {
+MapTable make_map_table(const PlannedMap& map, const PollingIntervals& polling, const PathProbes& probes) {
   const EffectiveSettings& s = map.settings;
   MapTable t;
 
   // The paths, each with its priority and repeat count (assemble_map():
   // rr_min_io_rq, times the priority with rr_weight priorities).
-  const int prio = priority_of(s, t.notes);
   std::vector<TablePath> paths;
   std::vector<ScannedPath> scanned;  // paths[i]'s scan, for the grouping keys
   for (const ScannedPath& p : map.paths) {
@@ -209,7 +260,7 @@ MapTable make_map_table(const PlannedMap& map, const PollingIntervals& polling) 
     TablePath tp;
     tp.dev = p.dev;
     tp.node = "/dev/" + p.dev;
-    tp.priority = prio;
+    set_priority(tp, p, s, probes, t.notes);
     tp.enabled = up(p);
     unsigned long long repeat = s.rr_min_io_rq.value;
     if (s.rr_weight.value == RrWeight::kPriorities && tp.priority > 0) {
@@ -220,18 +271,21 @@ MapTable make_map_table(const PlannedMap& map, const PollingIntervals& polling) 
     scanned.push_back(p);
   }
 
-  // select_pgpolicy(): group_by_tpg needs every path's ALUA priority; with
-  // none, multipathd falls back to the default policy.
+  // select_pgpolicy(): group_by_tpg needs every path's ALUA target port
+  // group; without, multipathd falls back to the default policy.
   t.policy = s.path_grouping_policy.value;
-  if (t.policy == PgPolicy::kGroupByTpg) {
-    t.notes.push_back(fmt::format("path_grouping_policy group_by_tpg ({}) needs ALUA priorities, which ubdm does not "
-                                  "read yet: failover instead (multipathd's fallback)",
+  if (t.policy == PgPolicy::kGroupByTpg &&
+      !std::all_of(paths.begin(), paths.end(), [](const TablePath& p) { return p.port_group.has_value(); })) {
+    t.notes.push_back(fmt::format("path_grouping_policy group_by_tpg ({}) needs every path's ALUA target port "
+                                  "group: failover instead (multipathd's fallback)",
                                   origin_name(s.path_grouping_policy.origin)));
     t.policy = PgPolicy::kFailover;
   }
   switch (t.policy) {
-    case PgPolicy::kFailover:
     case PgPolicy::kGroupByTpg:
+      t.groups = group_by(paths, scanned, [](const TablePath& p, const ScannedPath&) { return p.port_group; });
+      break;
+    case PgPolicy::kFailover:
       for (const TablePath& p : paths) {
         t.groups.push_back(TableGroup{{p}, 0, 0});
       }

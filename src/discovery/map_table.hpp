@@ -24,15 +24,22 @@
 //    sort_pathgroups() sorts them: higher priority first, then more enabled
 //    paths, otherwise in that order. The initial group is
 //    switchgroup.c select_path_group()'s;
-//  * priorities: only the `const` prioritizer exists yet (every path 1); a
-//    group's priority is the mean of its enabled paths' (path_group_prio_update());
+//  * priorities: the `const` prioritizer (every path 1) and `alua`, read
+//    through PathProbes::alua (so tests give fixed answers); with
+//    detect_prio, a path whose INQUIRY claims ALUA (TPGS) gets alua as
+//    propsel.c detect_prio() gives it; a group's priority is the mean of its
+//    enabled paths' defined priorities (path_group_prio_update());
 //  * per path: the /dev node and its repeat count, rr_min_io_rq (times the
 //    path's priority with rr_weight priorities, as assemble_map()).
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "discovery/alua.hpp"
 #include "discovery/assembly.hpp"
 #include "discovery/multipath_conf.hpp"
 
@@ -41,7 +48,9 @@ namespace ubdm::discovery {
 struct TablePath {
   std::string dev;   // "sdb"
   std::string node;  // "/dev/sdb", as the table names it
-  int priority = 1;
+  int priority = 1;       // kPrioUndef (-1) when the prioritizer could not tell
+  std::string prio = "const";  // the prioritizer that gave it
+  std::optional<std::uint16_t> port_group;  // alua: the path's target port group
   // Up as far as sysfs tells (state running or live, or no state given):
   // multipathd's PATH_UP, counted in a group's enabled paths.
   bool enabled = true;
@@ -72,12 +81,26 @@ struct MapTable {
   std::vector<std::string> notes;
 };
 
+// What the table needs to ask a path's device; empty functions are never
+// called (a path then keeps the const prio, with a note).
+struct PathProbes {
+  // alua.c getprio(): the path's ALUA state and priority (scsi_io.hpp
+  // read_alua_info() in ubdmd).
+  std::function<AluaInfo(const ScannedPath&, bool exclusive_pref_bit)> alua;
+  // The TPGS bits of the path's standard INQUIRY (nullopt: unreadable), for
+  // detect_prio.
+  std::function<std::optional<unsigned>(const ScannedPath&)> tpgs;
+  // detect_prio (multipathd's default is yes): a SCSI path whose INQUIRY
+  // claims ALUA takes the alua prio, whatever `prio` says (select_prio()).
+  bool detect_prio = true;
+};
+
 // `polling` gives the checker interval (polling_interval, capped at 3600 s,
 // the target's limit).
 //
 // Paths whose SCSI device state is offline, transport-offline or deleted
 // are left out (`omitted`): the kernel refuses to open them (sd_open()), so
 // a map naming one could not be created at all.
-MapTable make_map_table(const PlannedMap& map, const PollingIntervals& polling);
+MapTable make_map_table(const PlannedMap& map, const PollingIntervals& polling, const PathProbes& probes = {});
 
 }  // namespace ubdm::discovery

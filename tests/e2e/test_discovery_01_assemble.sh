@@ -8,7 +8,11 @@
 # in the bindings file, the WWIDs in the wwids file, all 3 paths in one
 # group; fio verifies on each; after kill -9 the next ubdmd adopts both and
 # makes no second map; with failover (the maps removed, ubdmd restarted)
-# each map has 3 groups of one path, under the same names. A multipath.conf
+# each map has 3 groups of one path, under the same names; with group_by_prio
+# and prio alua (scsi_debug with vpd_use_hostno=0 reports the access state
+# host_no % 3 for each host's own target port group) each map has 3 groups
+# ordered active/optimized, active/non-optimized, standby, the first the
+# initial one. A multipath.conf
 # with a broken structure stops ubdmd at start, naming its line.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -122,15 +126,15 @@ done
 
 conf=$TEST_TMP/conf
 mkdir -p "$conf/maps.d"
-write_conf() { # POLICY
-  cat >"$conf/multipath.conf" <<EOF
-# written by $TEST_NAME
-defaults {
-	find_multipaths yes
-	user_friendly_names yes
-	path_grouping_policy $1
-}
-EOF
+write_conf() { # POLICY [LINE...]: more defaults lines
+  local policy=$1 l
+  shift
+  {
+    printf '# written by %s\ndefaults {\n\tfind_multipaths yes\n\tuser_friendly_names yes\n' "$TEST_NAME"
+    printf '\tpath_grouping_policy %s\n' "$policy"
+    for l in "$@"; do printf '\t%s\n' "$l"; done
+    printf '}\n'
+  } >"$conf/multipath.conf"
 }
 bindings=$conf/multipath/bindings
 
@@ -212,3 +216,32 @@ check_maps 3
 expect_eq "$(cat "$bindings")" "$before_bindings" "bindings with failover"
 log "table of mpatha: $(ubdmsetup table mpatha)"
 fio_verify /dev/ubdm/mpathb 4M
+
+# --- group_by_prio with prio alua: one group per ALUA state, best first ---------
+# scsi_debug (vpd_use_hostno=0): each host its own target port group, in
+# the access state host_no % 3: 0 active/optimized (priority 50), 1
+# active/non-optimized (10), 2 standby (1).
+run ubdmsetup remove --retry mpatha
+run ubdmsetup remove --retry mpathb
+term_ubdmd
+write_conf group_by_prio "prio alua" "detect_prio no"
+start_ubdmd --config "$conf"
+check_maps 3
+# host_of MAJ:MIN: the SCSI host number of that disk.
+host_of() { basename "$(readlink -f "/sys/dev/block/$1/device")" | cut -d: -f1; }
+for n in mpatha mpathb; do
+  log "table of $n: $(ubdmsetup table "$n")"
+  expect_eq "$(ubdmsetup table "$n" | awk '{ i = 4; i += $i + 1; i += $i + 1; print $(i + 1) }')" 1 \
+    "$n: the initial group"
+  i=0
+  for g in $(table_groups "$n"); do
+    h=$(host_of "$g")
+    expect_eq "$((h % 3))" "$i" "$n: group $((i + 1)) ($g, host $h): host_no % 3, its ALUA state"
+    i=$((i + 1))
+  done
+  expect_eq "$i" 3 "$n: groups"
+done
+expect_logged "alua read" "multipath: sd[a-z]+: alua: target port group [0-9]+, active/optimized, priority 50"
+expect_logged "standby read" "multipath: sd[a-z]+: alua: target port group [0-9]+, standby, priority 1"
+if ubdmd_log_last | grep -E "prio alua: undefined priority"; then die "an ALUA priority was not read"; fi
+fio_verify /dev/ubdm/mpatha 4M

@@ -6,6 +6,9 @@
 // made here is one the multipath target takes.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -160,6 +163,93 @@ TEST(DiscoveryTable, AnUnknownPrioFallsBackToConstWithANote) {
   EXPECT_EQ(groups_of(t), (Groups{{"sda", "sdb"}}));
   EXPECT_TRUE(noted(t, "prio alua")) << testing::PrintToString(t.notes);
   EXPECT_EQ(t.groups[0].paths[0].priority, 1);
+}
+
+// alua priorities through fixed probes: dev -> (group, state, preferred).
+struct FixedAlua {
+  std::uint16_t group;
+  std::uint8_t state;
+  bool preferred = false;
+};
+PathProbes fixed_alua(std::map<std::string, FixedAlua> by_dev, unsigned tpgs = 1, bool detect = false) {
+  PathProbes probes;
+  probes.detect_prio = detect;
+  probes.tpgs = [tpgs](const ScannedPath&) { return std::optional<unsigned>(tpgs); };
+  probes.alua = [by_dev](const ScannedPath& p, bool exclusive) {
+    AluaInfo a;
+    const auto it = by_dev.find(p.dev);
+    if (it == by_dev.end()) {
+      a.error = "RTPG failed";
+      return a;
+    }
+    a.port_group = it->second.group;
+    a.state = it->second.state;
+    a.preferred = it->second.preferred;
+    a.priority = alua_priority(it->second.state, it->second.preferred, exclusive);
+    return a;
+  };
+  return probes;
+}
+
+TEST(DiscoveryTable, GroupByPrioWithAluaGivesOneGroupPerPriorityBestFirst) {
+  const PathProbes probes = fixed_alua({{"sda", {2, kAasStandby}},
+                                        {"sdb", {0, kAasOptimized}},
+                                        {"sdc", {1, kAasNonOptimized}},
+                                        {"sdd", {0, kAasOptimized}}});
+  const MapTable t = make_map_table(
+      plan("defaults {\n path_grouping_policy group_by_prio\n prio alua\n rr_weight priorities\n}\n",
+           {path("sda"), path("sdb"), path("sdc"), path("sdd")}),
+      {}, probes);
+  EXPECT_EQ(groups_of(t), (Groups{{"sdb", "sdd"}, {"sdc"}, {"sda"}}));
+  ASSERT_EQ(t.groups.size(), 3U);
+  EXPECT_EQ(t.groups[0].priority, 50);
+  EXPECT_EQ(t.groups[1].priority, 10);
+  EXPECT_EQ(t.groups[2].priority, 1);
+  EXPECT_EQ(t.initial_group, 1U);
+  EXPECT_EQ(t.groups[0].paths[0].prio, "alua");
+  EXPECT_TRUE(t.notes.empty()) << testing::PrintToString(t.notes);
+  // rr_weight priorities: the repeat count times the priority.
+  EXPECT_EQ(t.text,
+            "0 2048 multipath 2 path_check_interval 5 0 3 1 service-time 0 2 1 /dev/sdb 50 /dev/sdd 50 "
+            "service-time 0 1 1 /dev/sdc 10 service-time 0 1 1 /dev/sda 1");
+  expect_target_takes(t, {"sda", "sdb", "sdc", "sdd"});
+}
+
+TEST(DiscoveryTable, AluaPreferredBitAndUndefinedPriorities) {
+  // A preferred standby path (81) outranks an active/optimized one (50);
+  // a path whose state cannot be read has PRIO_UNDEF and a note.
+  const PathProbes probes = fixed_alua({{"sda", {0, kAasOptimized}}, {"sdb", {1, kAasStandby, true}}});
+  const MapTable t = make_map_table(
+      plan("defaults {\n path_grouping_policy group_by_prio\n prio alua\n}\n", {path("sda"), path("sdb"), path("sdc")}),
+      {}, probes);
+  EXPECT_EQ(groups_of(t), (Groups{{"sdb"}, {"sda"}, {"sdc"}}));
+  EXPECT_EQ(t.groups[0].priority, 81);
+  EXPECT_EQ(t.groups[2].priority, kPrioUndef);
+  EXPECT_TRUE(noted(t, "sdc: prio alua: undefined priority: RTPG failed")) << testing::PrintToString(t.notes);
+}
+
+TEST(DiscoveryTable, DetectPrioPicksAluaForATargetClaimingTpgs) {
+  const PathProbes probes = fixed_alua({{"sda", {0, kAasNonOptimized}}, {"sdb", {1, kAasOptimized}}}, 1, true);
+  const MapTable t = make_map_table(
+      plan("defaults {\n path_grouping_policy group_by_prio\n}\n", {path("sda"), path("sdb")}), {}, probes);
+  EXPECT_EQ(groups_of(t), (Groups{{"sdb"}, {"sda"}}));
+  // Without TPGS, detect_prio leaves const, and prio alua falls back to const.
+  const PathProbes none = fixed_alua({{"sda", {0, kAasNonOptimized}}, {"sdb", {1, kAasOptimized}}}, 0, true);
+  const MapTable c = make_map_table(
+      plan("defaults {\n path_grouping_policy group_by_prio\n prio alua\n}\n", {path("sda"), path("sdb")}), {},
+      none);
+  EXPECT_EQ(groups_of(c), (Groups{{"sda", "sdb"}}));
+  EXPECT_TRUE(noted(c, "claims no ALUA")) << testing::PrintToString(c.notes);
+}
+
+TEST(DiscoveryTable, GroupByTpgWithAluaGroupsByPortGroup) {
+  const PathProbes probes = fixed_alua(
+      {{"sda", {7, kAasNonOptimized}}, {"sdb", {3, kAasOptimized}}, {"sdc", {7, kAasNonOptimized}}});
+  const MapTable t = make_map_table(
+      plan("defaults {\n path_grouping_policy group_by_tpg\n prio alua\n}\n", {path("sda"), path("sdb"), path("sdc")}),
+      {}, probes);
+  EXPECT_EQ(t.policy, PgPolicy::kGroupByTpg);
+  EXPECT_EQ(groups_of(t), (Groups{{"sdb"}, {"sda", "sdc"}}));
 }
 
 TEST(DiscoveryTable, GroupsWithoutAnEnabledPathGoLast) {

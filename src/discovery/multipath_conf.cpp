@@ -859,7 +859,11 @@ class Parser {
     } else if (in_table(kUnused, kw, scope)) {
       note_single(f, kw, line);
       a.other[kw] = value;
-      not_used(f, kw, line);
+      // detect_prio is kept here and read by the daemon's probes
+      // (daemon/path_discovery); the rest only kept.
+      if (kw != "detect_prio") {
+        not_used(f, kw, line);
+      }
     } else if (in_table(kDeprecated, kw, scope)) {
       warn(Warning::Kind::kDeprecated, line, kw,
            fmt::format("'{}' is deprecated and ignored (multipathd ignores it too)", kw));

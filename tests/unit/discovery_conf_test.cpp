@@ -49,6 +49,16 @@ std::string parse_error(const std::string& text) {
 // ---------------------------------------------------------------------------
 // Parsing
 
+// detect_prio is acted on (the daemon's ALUA probes): kept, and not among
+// the keywords reported as not used; its neighbours in that list still are.
+TEST(MultipathConf, DetectPrioIsKeptAndNotReportedAsUnused) {
+  const Config c = parse_multipath_conf("defaults {\n detect_prio no\n detect_checker no\n}\n", "test.conf");
+  EXPECT_EQ(c.defaults.other.at("detect_prio"), "no");
+  EXPECT_EQ(warning_for(c, "detect_prio"), nullptr);
+  ASSERT_NE(warning_for(c, "detect_checker"), nullptr);
+  EXPECT_EQ(warning_for(c, "detect_checker")->kind, Warning::Kind::kNotUsed);
+}
+
 TEST(MultipathConf, FullFileReadsEverySection) {
   const Config c = load_multipath_conf(data_file("full.conf"));
   EXPECT_EQ(c.source, data_file("full.conf"));
